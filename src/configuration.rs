@@ -1,0 +1,129 @@
+//! Configuration from flags and environment variables (flags win), via clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A users-and-birthdays HTTP API that stores one JSON file per user in a shared directory.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hello-birthday", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// GET /health/live on the listen address; exit 0 if it answers 200, 1 otherwise.
+    /// For container health checks in images without curl.
+    Healthcheck,
+}
+
+/// Every setting of the server. Each has a flag and an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address and port to listen on (port 0 picks a free port).
+    #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Directory holding the records, shared by every copy of the service (an EFS mount in
+    /// production). Created if missing.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", value_name = "PATH")]
+    pub data_dir: PathBuf,
+
+    /// Log format: human-readable text, or one JSON object per line for log collectors.
+    /// The level comes from RUST_LOG (default "info").
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Longest a write waits for its user's lock (and any request for a storage slot) before
+    /// answering 503 with Retry-After, in milliseconds.
+    #[arg(long = "lock-timeout", env = "LOCK_TIMEOUT_MS", default_value_t = 2000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lock_timeout_ms: u64,
+
+    /// Most file-system operations in flight at once; more requests wait for a slot.
+    #[arg(long, env = "MAX_STORAGE_OPS", default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_storage_ops: u32,
+
+    /// After SIGTERM/SIGINT, keep serving (with readiness 503) this long, so that a load
+    /// balancer sees the instance go unready and stops sending it traffic, in seconds.
+    #[arg(long = "drain-delay", env = "DRAIN_DELAY_SECS", default_value_t = 0, value_name = "SECS")]
+    pub drain_delay_secs: u64,
+
+    /// After the drain delay, how long in-flight requests get to finish before the process
+    /// exits anyway, in seconds. Keep it below the orchestrator's stop timeout (ECS: 30 s).
+    #[arg(long = "shutdown-timeout", env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_name = "SECS")]
+    pub shutdown_timeout_secs: u64,
+
+    /// Temp files left by crashed writers are removed once they are this old, in seconds
+    /// (checked at startup and every sweep interval).
+    #[arg(long = "orphan-age", env = "ORPHAN_AGE_SECS", default_value_t = 300, value_name = "SECS")]
+    pub orphan_age_secs: u64,
+}
+
+/// The default of `--shutdown-timeout`. Deployment checks compare ECS's `stopTimeout` to it.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_millis(self.lock_timeout_ms)
+    }
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay_secs)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+    pub fn orphan_age(&self) -> Duration {
+        Duration::from_secs(self.orphan_age_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_serve_locally_from_data() {
+        let cli = Cli::try_parse_from(["hello-birthday"]).unwrap();
+        assert!(cli.command.is_none());
+        let s = cli.settings;
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.lock_timeout(), Duration::from_secs(2));
+        assert_eq!(s.drain_delay(), Duration::ZERO);
+        assert_eq!(s.shutdown_timeout(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn rejects_out_of_range_values() {
+        for args in [
+            ["hello-birthday", "--lock-timeout", "0"],
+            ["hello-birthday", "--max-storage-ops", "0"],
+            ["hello-birthday", "--listen", "localhost"],
+            ["hello-birthday", "--log-format", "xml"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+use serde_json::json;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{AppState, respond, with_state};
+use crate::problem::Problem;
+use crate::readiness::NotReady;
+
+/// GET /health/live: 200 while the process serves. Never touches storage, so a slow EFS does
+/// not get healthy tasks killed.
+pub fn live() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("health" / "live")
+        .and(warp::get())
+        .map(|| respond(warp::reply::json(&json!({ "status": "live" }))))
+}
+
+/// GET /health/ready and GET /health: 200 when the data directory can be written and read
+/// and the instance is not shutting down; 503 problem details naming the failing check.
+pub fn ready(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("health" / "ready")
+        .or(warp::path!("health"))
+        .unify()
+        .and(warp::get())
+        .and(with_state(state))
+        .then(|state: AppState| async move {
+            match state.readiness.check().await {
+                Ok(()) => respond(warp::reply::json(&json!({
+                    "status": "ready",
+                    "checks": { "dataDir": "ok", "shutdown": "not requested" },
+                }))),
+                Err(not_ready) => respond(not_ready_problem(&not_ready)),
+            }
+        })
+}
+
+fn not_ready_problem(not_ready: &NotReady) -> Problem {
+    let (detail, checks) = match not_ready {
+        NotReady::ShuttingDown => (
+            "the instance is shutting down".to_owned(),
+            json!({ "shutdown": "in progress" }),
+        ),
+        NotReady::DataDir(reason) => (
+            format!("the data directory check failed: {reason}"),
+            json!({ "dataDir": format!("failed: {reason}") }),
+        ),
+    };
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Service not ready", detail)
+        .with_extension("checks", checks)
+}

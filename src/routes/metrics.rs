@@ -1,0 +1,19 @@
+use warp::Filter;
+use warp::http::header::CONTENT_TYPE;
+use warp::reply::Response;
+
+use super::{AppState, respond, with_state};
+
+/// GET /metrics: Prometheus text exposition format.
+pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(|state: AppState| {
+            respond(warp::reply::with_header(
+                state.metrics.render(),
+                CONTENT_TYPE,
+                prometheus::TEXT_FORMAT,
+            ))
+        })
+}

@@ -1,0 +1,147 @@
+//! Request ids, access logs and HTTP metrics, applied once around every route after
+//! rejections have been recovered, so they see the status actually sent.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use warp::Filter;
+use warp::http::{HeaderMap, HeaderValue, Method, header};
+use warp::path::FullPath;
+use warp::reply::Response;
+
+use super::AppState;
+use crate::problem::InternalCause;
+
+const REQUEST_ID: &str = "x-request-id";
+
+pub fn observed<F>(routes: F, state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    warp::any()
+        .map(Instant::now)
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(routes)
+        .map(
+            move |started: Instant, method: Method, path: FullPath, headers: HeaderMap, response| {
+                finish(&state, started, &method, &path, &headers, response)
+            },
+        )
+}
+
+fn finish(
+    state: &AppState,
+    started: Instant,
+    method: &Method,
+    path: &FullPath,
+    request_headers: &HeaderMap,
+    mut response: Response,
+) -> Response {
+    let elapsed = started.elapsed();
+    let route = route_template(path.as_str());
+    let method_label = method_label(method);
+    let status = response.status().as_u16();
+
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[method_label, route, &status.to_string()])
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[method_label, route])
+        .observe(elapsed.as_secs_f64());
+
+    let request_id = request_headers
+        .get(REQUEST_ID)
+        .filter(|value| is_acceptable_request_id(value))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
+        });
+    let cause = response.extensions().get::<InternalCause>().map(|c| c.0.as_str());
+    let request_id_text = request_id.to_str().unwrap_or_default();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(
+            method = %method, route, path = path.as_str(), status, duration_ms,
+            request_id = request_id_text, error = cause, "request"
+        );
+    } else {
+        tracing::info!(
+            method = %method, route, path = path.as_str(), status, duration_ms,
+            request_id = request_id_text, "request"
+        );
+    }
+
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id);
+    if state.readiness.is_shutting_down() {
+        // Tell keep-alive clients (and load balancers) to reconnect elsewhere.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A client-supplied id is echoed only if it is short and plain, so that it cannot forge log
+/// lines or bloat them.
+fn is_acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The route a path belongs to, as a template: metric labels must not grow with usernames.
+pub fn route_template(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/health/live" => "/health/live",
+        "/health/ready" => "/health/ready",
+        "/metrics" => "/metrics",
+        p if p == "/hello" || p.starts_with("/hello/") => "/hello/{username}",
+        _ => "unmatched",
+    }
+}
+
+/// Methods as metric labels, with unknown ones folded into one value.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templated_and_unknown_paths_share_one_label() {
+        assert_eq!(route_template("/hello/alice"), "/hello/{username}");
+        assert_eq!(route_template("/hello/J%C3%BCrgen"), "/hello/{username}");
+        assert_eq!(route_template("/health/ready"), "/health/ready");
+        assert_eq!(route_template("/hello-world"), "unmatched");
+        assert_eq!(route_template("/wp-admin/x"), "unmatched");
+    }
+
+    #[test]
+    fn only_plain_request_ids_are_echoed() {
+        let ok = |s: &str| is_acceptable_request_id(&HeaderValue::from_str(s).unwrap());
+        assert!(ok("3f2a-11ee.be:56_x"));
+        assert!(!ok(""));
+        assert!(!ok("a b"));
+        assert!(!ok("id\"}{"));
+        assert!(!ok(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,123 @@
+//! The file-system calls the store makes, behind a trait so that unit tests can inject the
+//! errors a local disk never produces (ESTALE, a stale negative lookup, a torn read).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Every call here is one or a few system calls, and on EFS each is a network round trip.
+pub trait FileSystem: Send + Sync + 'static {
+    /// An open lock file; dropping it releases any lock taken on it.
+    type LockFile: Send;
+
+    /// Reads a whole small file: open, read, close.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Reads a directory listing, which makes an NFS client revalidate the directory and drop
+    /// cached negative lookups ("no such file") for names another host has since created.
+    fn revalidate_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Creates `path` (which must not exist), writes `contents` and fsyncs it.
+    fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes a rename in `dir` durable on a local disk (a no-op on NFS, where directory
+    /// operations are synchronous, but cheap and needed for local runs).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Opens the lock file at `path`, creating it if missing. Lock files are never deleted:
+    /// deleting one would let two writers lock two different inodes under one name.
+    fn open_lock_file(&self, path: &Path) -> io::Result<Self::LockFile>;
+
+    /// Tries once to take an exclusive lock. `Ok(false)` means someone else holds it.
+    fn try_lock(&self, file: &Self::LockFile) -> io::Result<bool>;
+}
+
+/// The real file system through `std::fs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFs;
+
+/// Records are well under this size; one `read` call of this many bytes gets a whole record.
+const READ_BUFFER: usize = 4096;
+
+impl FileSystem for StdFs {
+    type LockFile = File;
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        // Not `fs::read`: it stats the file for a size hint and then reads until a zero-length
+        // read, two extra round trips on NFS. A short read of a regular file means end of file;
+        // if a read was ever short for another reason, the JSON would not parse and the caller
+        // retries.
+        let mut file = File::open(path)?;
+        let mut buffer = vec![0; READ_BUFFER];
+        let mut filled = 0;
+        loop {
+            match file.read(&mut buffer[filled..]) {
+                Ok(n) => {
+                    filled += n;
+                    if n == 0 || filled < buffer.len() {
+                        break;
+                    }
+                    buffer.resize(buffer.len() * 2, 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buffer.truncate(filled);
+        Ok(buffer)
+    }
+
+    fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
+        // The first getdents is enough to make the client refetch the directory.
+        fs::read_dir(dir)?.next().transpose()?;
+        Ok(())
+    }
+
+    fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(contents)?;
+        file.sync_all()
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn open_lock_file(&self, path: &Path) -> io::Result<File> {
+        // Read+write: on NFS, Linux emulates flock with a whole-file POSIX write lock,
+        // which needs a descriptor open for writing.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    }
+
+    fn try_lock(&self, file: &File) -> io::Result<bool> {
+        match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Where things live under the data directory. This is an on-disk format shared by every
+//! running copy of the service, old and new versions alike during a rolling deploy: changing
+//! the hash, the fan-out or the number of lock files breaks mutual exclusion between versions.
+//!
+//! ```text
+//! DATA_DIR/
+//!   users/<2 hex>/<64 hex>.json               one record per user
+//!   users/<2 hex>/.<64 hex>.json.tmp-<id>-<n>   a write in progress (or orphaned by a crash)
+//!   locks/<00..63>.lock                       advisory lock files, created once, never deleted
+//!   .probe-<id>                               readiness probe scratch file
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::Username;
+
+/// Number of lock files. Writers to users that hash to the same stripe serialise, which is
+/// harmless at this size; the number stays well under EFS's limit of 256 distinct
+/// file–process lock pairs per mount.
+pub const LOCK_STRIPES: usize = 64;
+
+const USERS_DIR: &str = "users";
+const LOCKS_DIR: &str = "locks";
+const TEMP_MARKER: &str = ".json.tmp-";
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+    users: PathBuf,
+    locks: PathBuf,
+}
+
+/// Everything the store needs to know about one user's record.
+#[derive(Debug, Clone)]
+pub struct RecordPaths {
+    /// Lowercase hex SHA-256 of the NFC name: the same on every file system, including
+    /// case-insensitive ones, and never containing a path separator.
+    pub key: String,
+    /// The fan-out directory holding the record.
+    pub dir: PathBuf,
+    pub record: PathBuf,
+    pub stripe: usize,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Self {
+            users: root.join(USERS_DIR),
+            locks: root.join(LOCKS_DIR),
+            root,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn users_dir(&self) -> &Path {
+        &self.users
+    }
+
+    pub fn locks_dir(&self) -> &Path {
+        &self.locks
+    }
+
+    pub fn record(&self, username: &Username) -> RecordPaths {
+        let digest = Sha256::digest(username.as_str().as_bytes());
+        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.record_for_key(key).expect("a SHA-256 hex digest is a valid key")
+    }
+
+    /// The paths for a record key, or `None` if `key` is not 64 lowercase hex digits.
+    pub fn record_for_key(&self, key: String) -> Option<RecordPaths> {
+        let valid = key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return None;
+        }
+        let dir = self.users.join(&key[..2]);
+        let record = dir.join(format!("{key}.json"));
+        // Use different bits of the hash than the directory prefix does.
+        let stripe = usize::from_str_radix(&key[62..], 16).expect("hex") % LOCK_STRIPES;
+        Some(RecordPaths {
+            key,
+            dir,
+            record,
+            stripe,
+        })
+    }
+
+    pub fn lock_file(&self, stripe: usize) -> PathBuf {
+        self.locks.join(format!("{stripe:02}.lock"))
+    }
+
+    /// A temp file next to the record, unique per process (`instance`) and write (`sequence`).
+    /// Fargate tasks all run as PID 1, so the process id would not be unique.
+    pub fn temp_file(&self, paths: &RecordPaths, instance: &str, sequence: u64) -> PathBuf {
+        paths
+            .dir
+            .join(format!(".{}{TEMP_MARKER}{instance}-{sequence}", paths.key))
+    }
+
+    /// The record key a temp file belongs to, if `file_name` is one of ours.
+    pub fn key_of_temp_file(file_name: &str) -> Option<&str> {
+        let rest = file_name.strip_prefix('.')?;
+        let (key, _) = rest.split_once(TEMP_MARKER)?;
+        Some(key)
+    }
+
+    pub fn probe_file(&self, instance: &str) -> PathBuf {
+        self.root.join(format!(".probe-{instance}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout::new("/data")
+    }
+
+    #[test]
+    fn names_that_differ_only_by_case_get_different_lowercase_files() {
+        let upper = layout().record(&Username::parse("Alice").unwrap());
+        let lower = layout().record(&Username::parse("alice").unwrap());
+        assert_ne!(
+            upper.record.to_string_lossy().to_lowercase(),
+            lower.record.to_string_lossy().to_lowercase()
+        );
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_share_one_file() {
+        let nfc = layout().record(&Username::parse("Jos\u{e9}").unwrap());
+        let nfd = layout().record(&Username::parse("Jose\u{301}").unwrap());
+        assert_eq!(nfc.record, nfd.record);
+    }
+
+    #[test]
+    fn records_stay_inside_the_fan_out_directory() {
+        let paths = layout().record(&Username::parse("alice").unwrap());
+        // Known SHA-256 of "alice": pins the on-disk format so a refactor cannot change it.
+        assert_eq!(
+            paths.key,
+            "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+        );
+        assert_eq!(paths.dir, Path::new("/data/users/2b"));
+        assert_eq!(paths.record, Path::new("/data/users/2b").join(format!("{}.json", paths.key)));
+        assert_eq!(paths.stripe, 0x90 % LOCK_STRIPES);
+    }
+
+    #[test]
+    fn temp_files_are_recognised_and_mapped_back_to_their_record() {
+        let layout = layout();
+        let paths = layout.record(&Username::parse("alice").unwrap());
+        let temp = layout.temp_file(&paths, "abc123", 7);
+        let name = temp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp.parent(), Some(paths.dir.as_path()));
+        assert_eq!(Layout::key_of_temp_file(name), Some(paths.key.as_str()));
+        assert_eq!(Layout::key_of_temp_file(&format!("{}.json", paths.key)), None);
+        assert!(layout.record_for_key("../etc".to_owned()).is_none());
+    }
+}

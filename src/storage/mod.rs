@@ -1,0 +1,445 @@
+//! One JSON file per user in a directory that many processes (on many hosts, over NFS/EFS)
+//! read and write at once.
+//!
+//! Guarantees, and how they are kept:
+//! - **No torn records.** A write goes to a temp file in the record's directory, is fsynced,
+//!   and is renamed over the record; rename is atomic, so readers see the old or the new file.
+//! - **No lost updates between processes.** Writers to one user hold an advisory `flock` on
+//!   one of [`layout::LOCK_STRIPES`] lock files that are never deleted (the record itself
+//!   cannot be locked: rename swaps its inode). The lock is taken with `try_lock` and jittered
+//!   backoff under a deadline, because a blocking lock on NFS may sleep 30 s after release.
+//! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
+//!   mutex for the same stripe, so they never poll the file lock against each other.
+//! - **The async runtime never blocks on the file system.** All file calls run in
+//!   `spawn_blocking`, at most `max_concurrent_ops` at a time; an EFS stall fills those slots
+//!   and further requests get 503 after the lock timeout instead of piling up.
+//! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
+//!   on "not found" after listing the directory (NFS caches negative lookups).
+
+mod backoff;
+mod fs;
+mod layout;
+mod record;
+mod sweep;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::domain::{DateOfBirth, Username};
+use crate::metrics::Metrics;
+use backoff::Backoff;
+pub use fs::{FileSystem, StdFs};
+pub use layout::{LOCK_STRIPES, Layout};
+pub use record::{Record, SCHEMA_VERSION};
+pub use sweep::SweepReport;
+
+/// How often a read is tried before its error is reported.
+const READ_ATTEMPTS: u32 = 4;
+
+/// Settings for a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Longest a request waits for a storage slot and its user's lock before giving up with
+    /// [`StorageError::Busy`].
+    pub lock_timeout: Duration,
+    /// Most storage operations in flight at once in this process.
+    pub max_concurrent_ops: usize,
+}
+
+/// Why a storage operation failed. `Display` output is for logs: it may name file-system
+/// errors, but never paths, so it can also be shown in metrics labels.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Could not get a slot or the user's lock before the deadline. The client should retry.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Busy(Duration, BusyCause),
+    /// A file-system call failed.
+    #[error("{operation} failed: {source}")]
+    Io {
+        operation: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A record exists but cannot be used, even after retries.
+    #[error("record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The blocking task panicked or was cancelled.
+    #[error("storage task did not complete: {0}")]
+    Task(String),
+}
+
+/// What a [`StorageError::Busy`] request was waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyCause {
+    Slot,
+    Lock,
+}
+
+impl std::fmt::Display for BusyCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Slot => "a storage slot",
+            Self::Lock => "the user's lock",
+        })
+    }
+}
+
+impl StorageError {
+    fn io(operation: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Io { operation, source }
+    }
+
+    /// A short label for metrics: bounded, no free text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Busy(_, BusyCause::Lock) => "lock_timeout",
+            Self::Busy(_, BusyCause::Slot) => "no_slot",
+            Self::Io { source, .. } => match source.kind() {
+                io::ErrorKind::NotFound => "not_found",
+                io::ErrorKind::PermissionDenied => "permission_denied",
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "storage_full",
+                io::ErrorKind::ReadOnlyFilesystem => "read_only",
+                io::ErrorKind::StaleNetworkFileHandle => "stale_handle",
+                _ => "io",
+            },
+            Self::Corrupt { .. } => "corrupt",
+            Self::Task(_) => "task",
+        }
+    }
+}
+
+/// The user store. Cloning is cheap and every clone shares the same slots and queues.
+pub struct Store<F: FileSystem = StdFs> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F: FileSystem> Clone for Store<F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<F> {
+    fs: F,
+    layout: Layout,
+    config: StoreConfig,
+    /// Caps blocking file-system calls in flight (an EFS stall must not exhaust the pool).
+    slots: Arc<Semaphore>,
+    /// One async mutex per lock file: writers in this process queue here, in order.
+    stripes: Vec<Mutex<()>>,
+    /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
+    /// run as PID 1, so the process id would collide).
+    instance: String,
+    /// Makes each temp file name of this process unique.
+    sequence: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Store<StdFs> {
+    /// Opens (and creates) the store under `root`, and checks that it can be written.
+    pub fn open(
+        root: impl Into<PathBuf>,
+        config: StoreConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StorageError> {
+        let store = Self::with_fs(StdFs, root, config, metrics);
+        store.prepare()?;
+        Ok(store)
+    }
+}
+
+impl<F: FileSystem> Store<F> {
+    /// A store on any [`FileSystem`]; tests pass one that injects faults.
+    pub fn with_fs(
+        fs: F,
+        root: impl Into<PathBuf>,
+        config: StoreConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_ops.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                fs,
+                layout: Layout::new(root),
+                config,
+                slots,
+                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                instance: crate::random::random_hex(1),
+                sequence: AtomicU64::new(0),
+                metrics,
+            }),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.inner.layout.root()
+    }
+
+    /// Creates the directory structure and proves it writable. Runs once, at startup,
+    /// before the server listens, so it may block.
+    fn prepare(&self) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        inner
+            .fs
+            .create_dir_all(inner.layout.users_dir())
+            .map_err(StorageError::io("creating the data directory"))?;
+        inner
+            .fs
+            .create_dir_all(inner.layout.locks_dir())
+            .map_err(StorageError::io("creating the lock directory"))?;
+        inner.probe_blocking()
+    }
+
+    /// The stored date of birth of `username`, or `None` if there is none.
+    pub async fn get(&self, username: &Username) -> Result<Option<DateOfBirth>, StorageError> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.lock_timeout;
+        let username = username.clone();
+        let result = self
+            .run_blocking(deadline, move |inner| inner.get_blocking(&username))
+            .await;
+        self.inner.finish("get", started, &result);
+        result.map(|record| record.map(|r| DateOfBirth::from_stored(r.date_of_birth)))
+    }
+
+    /// Saves (or replaces) the date of birth of `username`.
+    pub async fn put(
+        &self,
+        username: &Username,
+        date_of_birth: DateOfBirth,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.lock_timeout;
+        let paths = self.inner.layout.record(username);
+        let record = Record {
+            schema: SCHEMA_VERSION,
+            username: username.as_str().to_owned(),
+            date_of_birth: date_of_birth.date(),
+            updated_at: now,
+        };
+
+        let result = async {
+            // Queue behind this process's other writers of the same stripe first, so that the
+            // file lock is only ever contended by other processes.
+            let _queued = tokio::time::timeout_at(
+                deadline.into(),
+                self.inner.stripes[paths.stripe].lock(),
+            )
+            .await
+            .map_err(|_| self.inner.lock_timed_out())?;
+            self.run_blocking(deadline, move |inner| {
+                inner.put_blocking(&paths, &record.to_json(), started, deadline)
+            })
+            .await
+        }
+        .await;
+        self.inner.finish("put", started, &result);
+        result
+    }
+
+    /// Checks that the data directory can be written and read: the readiness probe.
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.lock_timeout;
+        let result = self
+            .run_blocking(deadline, |inner| inner.probe_blocking())
+            .await;
+        self.inner.finish("probe", started, &result);
+        result
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free, or fails with `Busy` at `deadline`.
+    async fn run_blocking<T, W>(&self, deadline: Instant, work: W) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&Inner<F>) -> Result<T, StorageError> + Send + 'static,
+    {
+        let slots = Arc::clone(&self.inner.slots);
+        let permit = tokio::time::timeout_at(deadline.into(), slots.acquire_owned())
+            .await
+            .map_err(|_| StorageError::Busy(self.inner.config.lock_timeout, BusyCause::Slot))?
+            .expect("the semaphore is never closed");
+        let inner = Arc::clone(&self.inner);
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&inner)
+        })
+        .await;
+        result.map_err(|e| StorageError::Task(e.to_string()))?
+    }
+}
+
+impl<F: FileSystem> Inner<F> {
+    fn finish<T>(&self, operation: &str, started: Instant, result: &Result<T, StorageError>) {
+        self.metrics.observe_storage(operation, started.elapsed());
+        if let Err(error) = result {
+            self.metrics.storage_error(operation, error.kind());
+        }
+    }
+
+    fn lock_timed_out(&self) -> StorageError {
+        self.metrics.lock_timeouts.inc();
+        StorageError::Busy(self.config.lock_timeout, BusyCause::Lock)
+    }
+
+    fn get_blocking(&self, username: &Username) -> Result<Option<Record>, StorageError> {
+        let paths = self.layout.record(username);
+        let mut revalidated = false;
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
+        let mut last_error = None;
+        for _ in 0..READ_ATTEMPTS {
+            match self.fs.read(&paths.record) {
+                Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
+                    Ok(record) if record.username == username.as_str() => return Ok(Some(record)),
+                    Ok(record) => {
+                        // Only a SHA-256 collision or a hand-edited file can get here.
+                        return Err(StorageError::Corrupt {
+                            key: paths.key,
+                            reason: format!("it holds user {:?}", record.username),
+                        });
+                    }
+                    Err(e) => {
+                        last_error = Some(StorageError::Corrupt {
+                            key: paths.key.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if revalidated {
+                        return Ok(None);
+                    }
+                    // Maybe another host just created it and our client cached the miss.
+                    revalidated = true;
+                    if !self.revalidate(&paths.dir)? {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => {
+                    last_error = Some(StorageError::io("reading a record")(e));
+                }
+                Err(e) => return Err(StorageError::io("reading a record")(e)),
+            }
+            std::thread::sleep(backoff.next_delay());
+        }
+        Err(last_error.expect("the loop only ends after an error"))
+    }
+
+    /// Lists `dir` to refresh the client's view of it. `Ok(false)` if it does not exist
+    /// (after refreshing its parent too): then the record cannot exist either.
+    fn revalidate(&self, dir: &Path) -> Result<bool, StorageError> {
+        match self.fs.revalidate_dir(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match self.fs.revalidate_dir(self.layout.users_dir()) {
+                    Ok(()) => Ok(self.fs.revalidate_dir(dir).is_ok()),
+                    Err(e) => Err(StorageError::io("listing the data directory")(e)),
+                }
+            }
+            Err(e) => Err(StorageError::io("listing a record directory")(e)),
+        }
+    }
+
+    fn put_blocking(
+        &self,
+        paths: &layout::RecordPaths,
+        json: &[u8],
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<(), StorageError> {
+        let _lock = self.lock_stripe(paths.stripe, deadline)?;
+        self.metrics.lock_wait.observe(started.elapsed().as_secs_f64());
+
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let temp = self.layout.temp_file(paths, &self.instance, sequence);
+        let written = match self.fs.write_new_synced(&temp, json) {
+            // The fan-out directory is created on first use.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self
+                .fs
+                .create_dir_all(&paths.dir)
+                .and_then(|()| self.fs.write_new_synced(&temp, json)),
+            other => other,
+        };
+        let renamed = written
+            .map_err(StorageError::io("writing a record"))
+            .and_then(|()| {
+                self.fs
+                    .rename(&temp, &paths.record)
+                    .map_err(StorageError::io("replacing a record"))
+            });
+        if let Err(error) = renamed {
+            // Leave nothing half-written behind. (After a rename error on NFS the rename may
+            // still have happened; then the temp name is gone and this is a no-op.)
+            if let Err(e) = self.fs.remove_file(&temp)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, "could not remove a temp file; the sweeper will");
+            }
+            return Err(error);
+        }
+        self.fs
+            .sync_dir(&paths.dir)
+            .map_err(StorageError::io("syncing a record directory"))
+        // `_lock` is released here, after the rename is durable.
+    }
+
+    /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`.
+    fn lock_stripe(&self, stripe: usize, deadline: Instant) -> Result<F::LockFile, StorageError> {
+        let file = self
+            .fs
+            .open_lock_file(&self.layout.lock_file(stripe))
+            .map_err(StorageError::io("opening a lock file"))?;
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+        loop {
+            match self.fs.try_lock(&file) {
+                Ok(true) => return Ok(file),
+                Ok(false) => {}
+                Err(e) => return Err(StorageError::io("taking a record lock")(e)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.lock_timed_out());
+            }
+            std::thread::sleep(backoff.next_delay().min(deadline - now));
+        }
+    }
+
+    fn probe_blocking(&self) -> Result<(), StorageError> {
+        const CONTENT: &[u8] = b"readiness probe\n";
+        let path = self.layout.probe_file(&self.instance);
+        // A probe file left by a crash of this same process cannot exist (the id is new per
+        // start), but one left by a timed-out probe of this process can.
+        let _ = self.fs.remove_file(&path);
+        if let Err(e) = self.fs.write_new_synced(&path, CONTENT) {
+            // A full disk can leave the file created but empty.
+            let _ = self.fs.remove_file(&path);
+            return Err(StorageError::io("writing the probe file")(e));
+        }
+        let read = self.fs.read(&path);
+        let removed = self.fs.remove_file(&path);
+        let read = read.map_err(StorageError::io("reading the probe file"))?;
+        removed.map_err(StorageError::io("removing the probe file"))?;
+        if read != CONTENT {
+            return Err(StorageError::Corrupt {
+                key: "probe".into(),
+                reason: "read back different bytes than were written".into(),
+            });
+        }
+        self.fs
+            .revalidate_dir(self.layout.users_dir())
+            .map_err(StorageError::io("listing the data directory"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
