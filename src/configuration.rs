@@ -28,7 +28,12 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// Address and port to listen on (port 0 picks a free port).
-    #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long = "listen",
+        env = "LISTEN_ADDR",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub listen: SocketAddr,
 
     /// Directory holding the records, shared by every copy of the service (an EFS mount in
@@ -54,7 +59,12 @@ pub struct Settings {
 
     /// After SIGTERM/SIGINT, keep serving (with readiness 503) this long, so that a load
     /// balancer sees the instance go unready and stops sending it traffic, in seconds.
-    #[arg(long = "drain-delay", env = "DRAIN_DELAY_SECS", default_value_t = 0, value_name = "SECS")]
+    #[arg(
+        long = "drain-delay",
+        env = "DRAIN_DELAY_SECS",
+        default_value_t = 0,
+        value_name = "SECS"
+    )]
     pub drain_delay_secs: u64,
 
     /// After the drain delay, how long in-flight requests get to finish before the process
@@ -64,7 +74,12 @@ pub struct Settings {
 
     /// Temp files left by crashed writers are removed once they are this old, in seconds
     /// (checked at startup and every sweep interval).
-    #[arg(long = "orphan-age", env = "ORPHAN_AGE_SECS", default_value_t = 300, value_name = "SECS")]
+    #[arg(
+        long = "orphan-age",
+        env = "ORPHAN_AGE_SECS",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
     pub orphan_age_secs: u64,
 }
 

@@ -93,7 +93,9 @@ impl Metrics {
             Box::new(ready.clone()),
             Box::new(build_info),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Self {
             registry,
@@ -114,7 +116,9 @@ impl Metrics {
     }
 
     pub fn storage_error(&self, operation: &str, kind: &str) {
-        self.storage_errors.with_label_values(&[operation, kind]).inc();
+        self.storage_errors
+            .with_label_values(&[operation, kind])
+            .inc();
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

@@ -33,7 +33,12 @@ pub struct InternalCause(pub String);
 
 impl Problem {
     /// `slug` names the kind of problem, e.g. `invalid-username`.
-    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             kind: format!("tag:hello-birthday,2026:{slug}"),
             title,

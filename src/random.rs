@@ -12,7 +12,9 @@ pub fn random_u64() -> u64 {
 
 /// `words` random 64-bit numbers as lowercase hex (16 digits each).
 pub fn random_hex(words: usize) -> String {
-    (0..words).map(|_| format!("{:016x}", random_u64())).collect()
+    (0..words)
+        .map(|_| format!("{:016x}", random_u64()))
+        .collect()
 }
 
 #[cfg(test)]

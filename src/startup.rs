@@ -76,14 +76,19 @@ impl Application {
             lock_timeout: settings.lock_timeout(),
             max_concurrent_ops: settings.max_storage_ops as usize,
         };
-        let store = Store::open(&data_dir, config, Arc::clone(&metrics))
-            .map_err(|source| StartupError::DataDir { path: data_dir, source })?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: settings.listen,
+        let store = Store::open(&data_dir, config, Arc::clone(&metrics)).map_err(|source| {
+            StartupError::DataDir {
+                path: data_dir,
                 source,
-            })?;
+            }
+        })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let readiness = Arc::new(Readiness::new(store.clone(), Arc::clone(&metrics)));
         Ok(Self {
             listener,
@@ -179,7 +184,11 @@ async fn sweep_periodically(store: Store, orphan_age: Duration) {
         interval.tick().await;
         match store.sweep_orphans(orphan_age).await {
             Ok(report) if report.removed > 0 || report.in_use > 0 => {
-                tracing::info!(removed = report.removed, in_use = report.in_use, "orphan sweep");
+                tracing::info!(
+                    removed = report.removed,
+                    in_use = report.in_use,
+                    "orphan sweep"
+                );
             }
             Ok(_) => tracing::debug!("orphan sweep found nothing"),
             Err(error) => tracing::warn!(%error, "orphan sweep failed"),

@@ -40,7 +40,11 @@ impl fmt::Display for Greeting<'_> {
         match self.days_until_birthday {
             0 => write!(f, "Hello, {}! Happy birthday!", self.username),
             // The contract is the literal "day(s)", also for 1.
-            n => write!(f, "Hello, {}! Your birthday is in {n} day(s)", self.username),
+            n => write!(
+                f,
+                "Hello, {}! Your birthday is in {n} day(s)",
+                self.username
+            ),
         }
     }
 }
@@ -65,23 +69,87 @@ mod tests {
             // (born, today, expected, why)
             (date(1990, 6, 15), date(2026, 6, 15), 0, "birthday today"),
             (date(1990, 6, 15), date(2026, 6, 14), 1, "tomorrow"),
-            (date(1990, 6, 15), date(2026, 6, 16), 364, "yesterday, next year is common"),
-            (date(1990, 6, 15), date(2027, 6, 16), 365, "yesterday, next year is leap (2028)"),
+            (
+                date(1990, 6, 15),
+                date(2026, 6, 16),
+                364,
+                "yesterday, next year is common",
+            ),
+            (
+                date(1990, 6, 15),
+                date(2027, 6, 16),
+                365,
+                "yesterday, next year is leap (2028)",
+            ),
             (date(1990, 1, 1), date(2026, 12, 31), 1, "31 Dec to 1 Jan"),
             (date(1990, 12, 31), date(2027, 1, 1), 364, "1 Jan to 31 Dec"),
-            (date(1990, 3, 1), date(2028, 2, 28), 2, "28 Feb to 1 Mar in a leap year"),
-            (date(1990, 3, 1), date(2027, 2, 28), 1, "28 Feb to 1 Mar in a common year"),
-            (date(1990, 2, 28), date(2028, 2, 29), 365, "the day after 28 Feb in a leap year"),
-            (date(2000, 2, 29), date(2028, 2, 29), 0, "29 Feb birthday in a leap year"),
-            (date(2000, 2, 29), date(2027, 2, 28), 0, "29 Feb birthday on 28 Feb of a common year"),
-            (date(2000, 2, 29), date(2028, 2, 28), 1, "29 Feb birthday the day before, leap year"),
-            (date(2000, 2, 29), date(2027, 3, 1), 365, "29 Feb birthday just passed, next is 29 Feb 2028"),
-            (date(2000, 2, 29), date(2026, 3, 1), 364, "29 Feb birthday just passed, next is 28 Feb 2027"),
-            (date(2000, 2, 29), date(2027, 1, 1), 58, "1 Jan to 28 Feb 2027"),
-            (date(2000, 2, 29), date(2028, 1, 1), 59, "1 Jan to 29 Feb 2028"),
+            (
+                date(1990, 3, 1),
+                date(2028, 2, 28),
+                2,
+                "28 Feb to 1 Mar in a leap year",
+            ),
+            (
+                date(1990, 3, 1),
+                date(2027, 2, 28),
+                1,
+                "28 Feb to 1 Mar in a common year",
+            ),
+            (
+                date(1990, 2, 28),
+                date(2028, 2, 29),
+                365,
+                "the day after 28 Feb in a leap year",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2028, 2, 29),
+                0,
+                "29 Feb birthday in a leap year",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2027, 2, 28),
+                0,
+                "29 Feb birthday on 28 Feb of a common year",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2028, 2, 28),
+                1,
+                "29 Feb birthday the day before, leap year",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2027, 3, 1),
+                365,
+                "29 Feb birthday just passed, next is 29 Feb 2028",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2026, 3, 1),
+                364,
+                "29 Feb birthday just passed, next is 28 Feb 2027",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2027, 1, 1),
+                58,
+                "1 Jan to 28 Feb 2027",
+            ),
+            (
+                date(2000, 2, 29),
+                date(2028, 1, 1),
+                59,
+                "1 Jan to 29 Feb 2028",
+            ),
         ];
         for (born, today, expected, why) in cases {
-            assert_eq!(days(born, today), expected, "{why}: born {born}, today {today}");
+            assert_eq!(
+                days(born, today),
+                expected,
+                "{why}: born {born}, today {today}"
+            );
         }
     }
 
@@ -96,7 +164,10 @@ mod tests {
             today = today + Days::new(1);
             let now = days(born, today);
             if now + 1 != previous {
-                assert_eq!(previous, 0, "count only resets after the birthday ({today})");
+                assert_eq!(
+                    previous, 0,
+                    "count only resets after the birthday ({today})"
+                );
                 assert!(now == 364 || now == 365, "{today}: {now}");
             }
             previous = now;

@@ -28,7 +28,9 @@ pub struct FixedClock(pub DateTime<Utc>);
 impl FixedClock {
     /// A clock stopped at midday UTC of `date`.
     pub fn on(date: NaiveDate) -> Self {
-        let noon = date.and_hms_opt(12, 0, 0).expect("12:00:00 is a valid time");
+        let noon = date
+            .and_hms_opt(12, 0, 0)
+            .expect("12:00:00 is a valid time");
         Self(noon.and_utc())
     }
 }

@@ -70,7 +70,8 @@ mod tests {
             ("0001-01-01", (1, 1, 1)),
             ("2026-11-21", (2026, 11, 21)),
         ] {
-            let parsed = DateOfBirth::parse(input, today()).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let parsed =
+                DateOfBirth::parse(input, today()).unwrap_or_else(|e| panic!("{input}: {e}"));
             let (y, m, d) = expected;
             assert_eq!(parsed.date(), NaiveDate::from_ymd_opt(y, m, d).unwrap());
         }
@@ -102,7 +103,15 @@ mod tests {
 
     #[test]
     fn rejects_dates_not_on_the_calendar() {
-        for input in ["1990-02-30", "1999-02-29", "1900-02-29", "1990-13-01", "1990-00-10", "1990-04-31", "1990-01-00"] {
+        for input in [
+            "1990-02-30",
+            "1999-02-29",
+            "1900-02-29",
+            "1990-13-01",
+            "1990-00-10",
+            "1990-04-31",
+            "1990-01-00",
+        ] {
             assert_eq!(
                 DateOfBirth::parse(input, today()),
                 Err(DateOfBirthError::NotACalendarDate(input.to_owned())),

@@ -79,7 +79,17 @@ mod tests {
 
     #[test]
     fn accepts_letters_from_any_script() {
-        for name in ["alice", "Alice", "Jürgen", "José", "Zoë", "Παύλος", "Владимир", "名前", "a"] {
+        for name in [
+            "alice",
+            "Alice",
+            "Jürgen",
+            "José",
+            "Zoë",
+            "Παύλος",
+            "Владимир",
+            "名前",
+            "a",
+        ] {
             let parsed = Username::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(parsed.as_str(), name);
         }
@@ -160,14 +170,36 @@ mod tests {
             "José"
         );
         for (segment, expected) in [
-            ("a%2Fb", UsernameError::NotALetter { found: '/', position: 2 }),
-            ("a%00b", UsernameError::NotALetter { found: '\0', position: 2 }),
-            ("a%20b", UsernameError::NotALetter { found: ' ', position: 2 }),
+            (
+                "a%2Fb",
+                UsernameError::NotALetter {
+                    found: '/',
+                    position: 2,
+                },
+            ),
+            (
+                "a%00b",
+                UsernameError::NotALetter {
+                    found: '\0',
+                    position: 2,
+                },
+            ),
+            (
+                "a%20b",
+                UsernameError::NotALetter {
+                    found: ' ',
+                    position: 2,
+                },
+            ),
             ("%FF", UsernameError::InvalidUtf8),
             ("%C3", UsernameError::InvalidUtf8),
             ("", UsernameError::Empty),
         ] {
-            assert_eq!(Username::from_path_segment(segment), Err(expected), "{segment}");
+            assert_eq!(
+                Username::from_path_segment(segment),
+                Err(expected),
+                "{segment}"
+            );
         }
     }
 

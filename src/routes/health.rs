@@ -17,7 +17,9 @@ pub fn live() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + C
 
 /// GET /health/ready and GET /health: 200 when the data directory can be written and read
 /// and the instance is not shutting down; 503 problem details naming the failing check.
-pub fn ready(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn ready(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("health" / "ready")
         .or(warp::path!("health"))
         .unify()
@@ -45,6 +47,11 @@ fn not_ready_problem(not_ready: &NotReady) -> Problem {
             json!({ "dataDir": format!("failed: {reason}") }),
         ),
     };
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Service not ready", detail)
-        .with_extension("checks", checks)
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        "Service not ready",
+        detail,
+    )
+    .with_extension("checks", checks)
 }

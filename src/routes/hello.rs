@@ -24,7 +24,9 @@ pub const MAX_BODY_BYTES: usize = 4096;
 /// The method is dispatched in the handler rather than with `warp::get()`/`warp::put()`
 /// filters so that a wrong method is answered 405 with an `Allow` header, and so that the
 /// raw path segment can be percent-decoded and validated by `Username` itself.
-pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn filter(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path("hello")
         .and(warp::path::tail())
         .and(warp::method())
@@ -33,7 +35,10 @@ pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = war
         .and(with_state(state))
         .then(
             |tail: Tail, method: Method, headers: HeaderMap, body, state: AppState| async move {
+                // A tail with a slash is a deeper path, not a username: no such resource.
+                // (An encoded slash, %2F, stays inside the segment; `Username` rejects it.)
                 let result = match method {
+                    _ if tail.as_str().contains('/') => Err(HelloError::NoSuchPath),
                     Method::GET => get(tail.as_str(), &state).await,
                     Method::PUT => put(tail.as_str(), &headers, body, &state).await,
                     _ => Err(HelloError::MethodNotAllowed),
@@ -87,11 +92,6 @@ where
 }
 
 fn parse_username(segment: &str) -> Result<Username, HelloError> {
-    // A tail with a slash is a deeper path, not a username: that resource does not exist.
-    // (An encoded slash, %2F, stays inside the segment and is rejected by `Username`.)
-    if segment.contains('/') {
-        return Err(HelloError::NoSuchPath);
-    }
     Username::from_path_segment(segment).map_err(HelloError::InvalidUsername)
 }
 
@@ -246,9 +246,12 @@ impl HelloError {
                 "Invalid request body",
                 "the request body could not be read completely",
             ),
-            Self::InvalidBody(_) => {
-                Problem::new(S::BAD_REQUEST, "invalid-body", "Invalid request body", detail)
-            }
+            Self::InvalidBody(_) => Problem::new(
+                S::BAD_REQUEST,
+                "invalid-body",
+                "Invalid request body",
+                detail,
+            ),
             Self::InvalidDateOfBirth(_) => Problem::new(
                 S::BAD_REQUEST,
                 "invalid-date-of-birth",
@@ -322,7 +325,10 @@ mod tests {
     #[test]
     fn decodes_the_documented_body_and_ignores_unknown_fields() {
         let parsed = parse_body(br#"{"dateOfBirth":"1990-01-15","nickname":"al"}"#, today());
-        assert_eq!(parsed.unwrap().date(), NaiveDate::from_ymd_opt(1990, 1, 15).unwrap());
+        assert_eq!(
+            parsed.unwrap().date(),
+            NaiveDate::from_ymd_opt(1990, 1, 15).unwrap()
+        );
     }
 
     #[test]
@@ -335,11 +341,17 @@ mod tests {
             (br#"["1990-01-15"]"#, "got an array"),
             (b"null", "got null"),
             (b"{}", "dateOfBirth field is missing"),
-            (br#"{"dateofbirth":"1990-01-15"}"#, "dateOfBirth field is missing"),
+            (
+                br#"{"dateofbirth":"1990-01-15"}"#,
+                "dateOfBirth field is missing",
+            ),
             (br#"{"dateOfBirth":null}"#, "got null"),
             (br#"{"dateOfBirth":19900115}"#, "got a number"),
             (br#"{"dateOfBirth":"1990-5-1"}"#, "form YYYY-MM-DD"),
-            (br#"{"dateOfBirth":"2030-01-01"}"#, "before today (UTC), got 2030-01-01"),
+            (
+                br#"{"dateOfBirth":"2030-01-01"}"#,
+                "before today (UTC), got 2030-01-01",
+            ),
             (b"\xff\xfe", "not valid JSON"),
         ];
         for (body, expected) in cases {
@@ -362,7 +374,12 @@ mod tests {
         assert!(require_json(&HeaderMap::new()).is_ok());
         assert!(with("application/json").is_ok());
         assert!(with("Application/JSON; charset=utf-8").is_ok());
-        for refused in ["text/plain", "application/x-www-form-urlencoded", "application/jsonp", ""] {
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonp",
+            "",
+        ] {
             assert!(
                 matches!(with(refused), Err(HelloError::UnsupportedMediaType(_))),
                 "{refused}"

@@ -5,7 +5,9 @@ use warp::reply::Response;
 use super::{AppState, respond, with_state};
 
 /// GET /metrics: Prometheus text exposition format.
-pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn filter(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
         .and(with_state(state))

@@ -14,7 +14,10 @@ use crate::problem::InternalCause;
 
 const REQUEST_ID: &str = "x-request-id";
 
-pub fn observed<F>(routes: F, state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone
+pub fn observed<F>(
+    routes: F,
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
@@ -25,7 +28,11 @@ where
         .and(warp::header::headers_cloned())
         .and(routes)
         .map(
-            move |started: Instant, method: Method, path: FullPath, headers: HeaderMap, response| {
+            move |started: Instant,
+                  method: Method,
+                  path: FullPath,
+                  headers: HeaderMap,
+                  response| {
                 finish(&state, started, &method, &path, &headers, response)
             },
         )
@@ -62,7 +69,10 @@ fn finish(
         .unwrap_or_else(|| {
             HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
         });
-    let cause = response.extensions().get::<InternalCause>().map(|c| c.0.as_str());
+    let cause = response
+        .extensions()
+        .get::<InternalCause>()
+        .map(|c| c.0.as_str());
     let request_id_text = request_id.to_str().unwrap_or_default();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {

@@ -36,7 +36,11 @@ mod tests {
         for step in steps {
             let delay = backoff.next_delay();
             let step = Duration::from_millis(step);
-            assert!(delay >= step / 2 && delay < step, "{delay:?} not in [{:?}, {step:?})", step / 2);
+            assert!(
+                delay >= step / 2 && delay < step,
+                "{delay:?} not in [{:?}, {step:?})",
+                step / 2
+            );
             delays.push(delay);
         }
         // Jitter: not every delay at a given step is the same.

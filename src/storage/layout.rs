@@ -69,7 +69,8 @@ impl Layout {
     pub fn record(&self, username: &Username) -> RecordPaths {
         let digest = Sha256::digest(username.as_str().as_bytes());
         let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.record_for_key(key).expect("a SHA-256 hex digest is a valid key")
+        self.record_for_key(key)
+            .expect("a SHA-256 hex digest is a valid key")
     }
 
     /// The paths for a record key, or `None` if `key` is not 64 lowercase hex digits.
@@ -148,7 +149,10 @@ mod tests {
             "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
         );
         assert_eq!(paths.dir, Path::new("/data/users/2b"));
-        assert_eq!(paths.record, Path::new("/data/users/2b").join(format!("{}.json", paths.key)));
+        assert_eq!(
+            paths.record,
+            Path::new("/data/users/2b").join(format!("{}.json", paths.key))
+        );
         assert_eq!(paths.stripe, 0x90 % LOCK_STRIPES);
     }
 
@@ -160,7 +164,10 @@ mod tests {
         let name = temp.file_name().unwrap().to_str().unwrap();
         assert_eq!(temp.parent(), Some(paths.dir.as_path()));
         assert_eq!(Layout::key_of_temp_file(name), Some(paths.key.as_str()));
-        assert_eq!(Layout::key_of_temp_file(&format!("{}.json", paths.key)), None);
+        assert_eq!(
+            Layout::key_of_temp_file(&format!("{}.json", paths.key)),
+            None
+        );
         assert!(layout.record_for_key("../etc".to_owned()).is_none());
     }
 }

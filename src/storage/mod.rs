@@ -230,12 +230,10 @@ impl<F: FileSystem> Store<F> {
         let result = async {
             // Queue behind this process's other writers of the same stripe first, so that the
             // file lock is only ever contended by other processes.
-            let _queued = tokio::time::timeout_at(
-                deadline.into(),
-                self.inner.stripes[paths.stripe].lock(),
-            )
-            .await
-            .map_err(|_| self.inner.lock_timed_out())?;
+            let _queued =
+                tokio::time::timeout_at(deadline.into(), self.inner.stripes[paths.stripe].lock())
+                    .await
+                    .map_err(|_| self.inner.lock_timed_out())?;
             self.run_blocking(deadline, move |inner| {
                 inner.put_blocking(&paths, &record.to_json(), started, deadline)
             })
@@ -358,7 +356,9 @@ impl<F: FileSystem> Inner<F> {
         deadline: Instant,
     ) -> Result<(), StorageError> {
         let _lock = self.lock_stripe(paths.stripe, deadline)?;
-        self.metrics.lock_wait.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .lock_wait
+            .observe(started.elapsed().as_secs_f64());
 
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let temp = self.layout.temp_file(paths, &self.instance, sequence);

@@ -37,7 +37,9 @@ mod tests {
             schema: SCHEMA_VERSION,
             username: "Jürgen".into(),
             date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 15).unwrap(),
-            updated_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().into(),
+            updated_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                .unwrap()
+                .into(),
         };
         assert_eq!(
             String::from_utf8(record.to_json()).unwrap(),
@@ -51,7 +53,10 @@ mod tests {
                        "updatedAt":"2026-11-22T10:00:00.123Z","timezone":"Europe/Berlin"}"#;
         let record: Record = serde_json::from_str(json).unwrap();
         assert_eq!(record.username, "alice");
-        assert_eq!(record.date_of_birth, NaiveDate::from_ymd_opt(1990, 1, 15).unwrap());
+        assert_eq!(
+            record.date_of_birth,
+            NaiveDate::from_ymd_opt(1990, 1, 15).unwrap()
+        );
     }
 
     #[test]

@@ -55,12 +55,13 @@ impl Inner<StdFs> {
                 let Some(paths) = self.layout.record_for_key(key.to_owned()) else {
                     continue;
                 };
-                let old_enough = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|modified| {
-                        now.duration_since(modified).unwrap_or_default() >= older_than
-                    });
+                let old_enough =
+                    entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|modified| {
+                            now.duration_since(modified).unwrap_or_default() >= older_than
+                        });
                 if !old_enough {
                     continue;
                 }

@@ -32,7 +32,12 @@ struct FaultyFs {
 
 impl FaultyFs {
     fn inject(&self, call: Call, fault: Fault) {
-        self.faults.lock().unwrap().entry(call).or_default().push_back(fault);
+        self.faults
+            .lock()
+            .unwrap()
+            .entry(call)
+            .or_default()
+            .push_back(fault);
     }
 
     fn next_fault(&self, call: Call) -> Option<Fault> {
@@ -41,7 +46,12 @@ impl FaultyFs {
     }
 
     fn count(&self, call: Call) -> usize {
-        self.calls.lock().unwrap().iter().filter(|c| **c == call).count()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| **c == call)
+            .count()
     }
 }
 
@@ -168,9 +178,15 @@ async fn put_then_get_round_trips_and_unknown_users_are_none() {
     let f = fixture_with(StdFs);
     let alice = user("Alice");
     assert_eq!(f.store.get(&alice).await.unwrap(), None);
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
-    f.store.put(&alice, born(1991, 2, 16), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1991, 2, 16), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 16)));
     // Case matters: a different user.
     assert_eq!(f.store.get(&user("alice")).await.unwrap(), None);
@@ -187,10 +203,19 @@ async fn put_then_get_round_trips_and_unknown_users_are_none() {
 async fn reads_retry_through_stale_handles() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     let fs = &f.store.inner.fs;
-    fs.inject(Call::Read, Fault::Error(io::ErrorKind::StaleNetworkFileHandle));
-    fs.inject(Call::Read, Fault::Error(io::ErrorKind::StaleNetworkFileHandle));
+    fs.inject(
+        Call::Read,
+        Fault::Error(io::ErrorKind::StaleNetworkFileHandle),
+    );
+    fs.inject(
+        Call::Read,
+        Fault::Error(io::ErrorKind::StaleNetworkFileHandle),
+    );
 
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
     assert_eq!(fs.count(Call::Read), 3);
@@ -200,17 +225,23 @@ async fn reads_retry_through_stale_handles() {
 async fn reads_give_up_after_persistent_stale_handles() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     for _ in 0..READ_ATTEMPTS {
-        f.store
-            .inner
-            .fs
-            .inject(Call::Read, Fault::Error(io::ErrorKind::StaleNetworkFileHandle));
+        f.store.inner.fs.inject(
+            Call::Read,
+            Fault::Error(io::ErrorKind::StaleNetworkFileHandle),
+        );
     }
     let err = f.store.get(&alice).await.unwrap_err();
     assert_eq!(err.kind(), "stale_handle");
     assert_eq!(
-        f.metrics.storage_errors.with_label_values(&["get", "stale_handle"]).get(),
+        f.metrics
+            .storage_errors
+            .with_label_values(&["get", "stale_handle"])
+            .get(),
         1
     );
 }
@@ -219,7 +250,10 @@ async fn reads_give_up_after_persistent_stale_handles() {
 async fn a_cached_negative_lookup_is_retried_after_listing_the_directory() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     // Another host created the record, but our NFS client still remembers "no such file".
     f.store
         .inner
@@ -234,7 +268,10 @@ async fn a_cached_negative_lookup_is_retried_after_listing_the_directory() {
 async fn a_torn_read_is_retried() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     f.store
         .inner
         .fs
@@ -247,7 +284,10 @@ async fn a_torn_read_is_retried() {
 async fn a_record_of_another_user_is_reported_corrupt_not_served() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     f.store.inner.fs.inject(
         Call::Read,
         Fault::Bytes(br#"{"schema":1,"username":"mallory","dateOfBirth":"1990-01-15","updatedAt":"2026-01-01T00:00:00Z"}"#),
@@ -259,21 +299,33 @@ async fn a_record_of_another_user_is_reported_corrupt_not_served() {
 async fn a_failed_write_leaves_the_old_record_and_no_temp_file() {
     let f = faulty();
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     let before = files_under(f.store.root());
 
-    f.store
-        .inner
-        .fs
-        .inject(Call::WriteNewSynced, Fault::Error(io::ErrorKind::StorageFull));
-    let err = f.store.put(&alice, born(2000, 5, 5), Utc::now()).await.unwrap_err();
+    f.store.inner.fs.inject(
+        Call::WriteNewSynced,
+        Fault::Error(io::ErrorKind::StorageFull),
+    );
+    let err = f
+        .store
+        .put(&alice, born(2000, 5, 5), Utc::now())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "storage_full");
 
     f.store
         .inner
         .fs
         .inject(Call::Rename, Fault::Error(io::ErrorKind::Other));
-    assert!(f.store.put(&alice, born(2000, 5, 5), Utc::now()).await.is_err());
+    assert!(
+        f.store
+            .put(&alice, born(2000, 5, 5), Utc::now())
+            .await
+            .is_err()
+    );
 
     assert_eq!(files_under(f.store.root()), before);
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
@@ -283,7 +335,10 @@ async fn a_failed_write_leaves_the_old_record_and_no_temp_file() {
 async fn a_lock_held_elsewhere_times_out_as_busy_and_other_users_proceed() {
     let f = fixture_with(StdFs);
     let alice = user("alice");
-    f.store.put(&alice, born(1990, 1, 15), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
 
     // Another process holds alice's stripe lock (a separate open file description conflicts
     // with ours exactly as another process's would).
@@ -294,11 +349,21 @@ async fn a_lock_held_elsewhere_times_out_as_busy_and_other_users_proceed() {
     held.lock().unwrap();
 
     let started = Instant::now();
-    let err = f.store.put(&alice, born(2000, 5, 5), Utc::now()).await.unwrap_err();
+    let err = f
+        .store
+        .put(&alice, born(2000, 5, 5), Utc::now())
+        .await
+        .unwrap_err();
     let waited = started.elapsed();
-    assert!(matches!(err, StorageError::Busy(_, BusyCause::Lock)), "{err:?}");
+    assert!(
+        matches!(err, StorageError::Busy(_, BusyCause::Lock)),
+        "{err:?}"
+    );
     assert!(waited >= config().lock_timeout, "gave up early: {waited:?}");
-    assert!(waited < config().lock_timeout * 3, "overran the deadline: {waited:?}");
+    assert!(
+        waited < config().lock_timeout * 3,
+        "overran the deadline: {waited:?}"
+    );
     assert_eq!(f.metrics.lock_timeouts.get(), 1);
 
     // A user on another stripe is not affected.
@@ -306,10 +371,16 @@ async fn a_lock_held_elsewhere_times_out_as_busy_and_other_users_proceed() {
         .map(|n| user(&"b".repeat(n)))
         .find(|u| f.store.inner.layout.record(u).stripe != stripe)
         .unwrap();
-    f.store.put(&bob, born(1980, 3, 3), Utc::now()).await.unwrap();
+    f.store
+        .put(&bob, born(1980, 3, 3), Utc::now())
+        .await
+        .unwrap();
 
     drop(held);
-    f.store.put(&alice, born(2000, 5, 5), Utc::now()).await.unwrap();
+    f.store
+        .put(&alice, born(2000, 5, 5), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(2000, 5, 5)));
 }
 
@@ -321,7 +392,11 @@ async fn concurrent_writers_in_one_process_queue_instead_of_timing_out() {
         .map(|day| {
             let store = f.store.clone();
             let alice = alice.clone();
-            tokio::spawn(async move { store.put(&alice, born(1990, 1, day % 28 + 1), Utc::now()).await })
+            tokio::spawn(async move {
+                store
+                    .put(&alice, born(1990, 1, day % 28 + 1), Utc::now())
+                    .await
+            })
         })
         .collect();
     for write in writes {
@@ -346,16 +421,28 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
     };
     let (orphan, _) = orphan_of("alice");
     let (in_use, busy_stripe) = orphan_of("bob");
-    let held = StdFs.open_lock_file(&layout.lock_file(busy_stripe)).unwrap();
+    let held = StdFs
+        .open_lock_file(&layout.lock_file(busy_stripe))
+        .unwrap();
     held.lock().unwrap();
 
     // Too young: nothing is touched.
-    let report = f.store.sweep_orphans(Duration::from_secs(300)).await.unwrap();
+    let report = f
+        .store
+        .sweep_orphans(Duration::from_secs(300))
+        .await
+        .unwrap();
     assert_eq!(report, SweepReport::default());
     assert!(orphan.exists() && in_use.exists());
 
     let report = f.store.sweep_orphans(Duration::ZERO).await.unwrap();
-    assert_eq!(report, SweepReport { removed: 1, in_use: 1 });
+    assert_eq!(
+        report,
+        SweepReport {
+            removed: 1,
+            in_use: 1
+        }
+    );
     assert!(!orphan.exists(), "the orphan was not removed");
     assert!(in_use.exists(), "a temp file under a held lock was removed");
 }
@@ -364,13 +451,15 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
 async fn the_probe_fails_when_the_directory_cannot_be_written_and_leaves_nothing() {
     let f = faulty();
     f.store.probe().await.unwrap();
-    f.store
-        .inner
-        .fs
-        .inject(Call::WriteNewSynced, Fault::Error(io::ErrorKind::StorageFull));
+    f.store.inner.fs.inject(
+        Call::WriteNewSynced,
+        Fault::Error(io::ErrorKind::StorageFull),
+    );
     assert_eq!(f.store.probe().await.unwrap_err().kind(), "storage_full");
     assert!(
-        files_under(f.store.root()).iter().all(|f| !f.starts_with(".probe")),
+        files_under(f.store.root())
+            .iter()
+            .all(|f| !f.starts_with(".probe")),
         "probe file left behind"
     );
 }

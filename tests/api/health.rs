@@ -1,0 +1,131 @@
+//! Probes, metrics, request ids and access logs.
+
+use std::time::Duration;
+
+use crate::helpers::TestServer;
+
+#[test]
+fn liveness_and_readiness_answer_200_with_json() {
+    let server = TestServer::spawn();
+    let live = server.get("/health/live");
+    assert_eq!(live.status, 200);
+    assert_eq!(live.json()["status"], "live");
+    for path in ["/health/ready", "/health"] {
+        let ready = server.get(path);
+        assert_eq!(ready.status, 200, "{path}");
+        assert_eq!(ready.header("content-type"), Some("application/json"));
+        assert_eq!(ready.json()["status"], "ready");
+        assert_eq!(ready.json()["checks"]["dataDir"], "ok");
+    }
+}
+
+#[test]
+fn readiness_fails_with_the_failing_check_when_the_data_dir_breaks_and_recovers() {
+    let server = TestServer::spawn();
+    assert_eq!(server.get("/health/ready").status, 200);
+
+    // Replace the data directory with a file: every probe write now fails. (Root ignores
+    // permission bits, so breaking the directory itself is what works for any user.)
+    let moved = server.data_dir.with_extension("moved");
+    std::fs::rename(&server.data_dir, &moved).unwrap();
+    std::fs::write(&server.data_dir, b"not a directory").unwrap();
+    server.wait_until("readiness turns 503", Duration::from_secs(10), || {
+        server.get("/health/ready").status == 503
+    });
+    let problem = server.get("/health").assert_problem(503);
+    assert!(
+        problem["checks"]["dataDir"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: "),
+        "{problem}"
+    );
+    assert!(
+        !problem
+            .to_string()
+            .contains(server.data_dir.to_str().unwrap()),
+        "the probe leaks the path: {problem}"
+    );
+    // Liveness does not depend on storage.
+    assert_eq!(server.get("/health/live").status, 200);
+    assert!(server.get("/metrics").text().contains("service_ready 0"));
+
+    std::fs::remove_file(&server.data_dir).unwrap();
+    std::fs::rename(&moved, &server.data_dir).unwrap();
+    server.wait_until("readiness recovers", Duration::from_secs(10), || {
+        server.get("/health/ready").status == 200
+    });
+    assert!(server.get("/metrics").text().contains("service_ready 1"));
+}
+
+#[test]
+fn metrics_expose_requests_by_route_template_storage_and_build_info() {
+    let server = TestServer::spawn();
+    server.put_date("alice", "1990-01-15");
+    server.get("/hello/alice");
+    server.get("/hello/bob");
+    server.get("/nowhere/at/all");
+    server.get("/health/ready");
+
+    let response = server.get("/metrics");
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text();
+    for expected in [
+        r#"http_requests_total{method="PUT",route="/hello/{username}",status="204"} 1"#,
+        r#"http_requests_total{method="GET",route="/hello/{username}",status="200"} 1"#,
+        r#"http_requests_total{method="GET",route="/hello/{username}",status="404"} 1"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"http_request_duration_seconds_bucket{method="GET",route="/hello/{username}",le="+Inf"} 2"#,
+        r#"storage_operation_duration_seconds_count{operation="put"} 1"#,
+        r#"storage_operation_duration_seconds_count{operation="get"} 2"#,
+        "storage_lock_wait_seconds_count 1",
+        "storage_lock_timeouts_total 0",
+        "service_ready 1",
+        r#"hello_birthday_build_info{commit="#,
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("alice"), "raw paths leaked into labels");
+}
+
+#[test]
+fn request_ids_are_echoed_or_generated_and_logged_once_per_request() {
+    let server = TestServer::spawn();
+    let echoed = server.request("GET", "/hello/alice", &[("X-Request-Id", "abc-123")], None);
+    assert_eq!(echoed.header("x-request-id"), Some("abc-123"));
+    let generated = server.get("/health/live");
+    let id = generated.header("x-request-id").unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    let forged = server.request("GET", "/health/live", &[("X-Request-Id", "a\"b")], None);
+    assert_ne!(forged.header("x-request-id"), Some("a\"b"));
+
+    server.wait_until("both requests are logged", Duration::from_secs(5), || {
+        server
+            .logs()
+            .iter()
+            .filter(|l| l["message"] == "request")
+            .count()
+            >= 3
+    });
+    let logs = server.logs();
+    let line = logs
+        .iter()
+        .find(|l| l["request_id"] == "abc-123")
+        .expect("a log line with the client's request id");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["route"], "/hello/{username}");
+    assert_eq!(line["status"], 404);
+    assert!(line["duration_ms"].as_f64().is_some());
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .count(),
+        1
+    );
+}

@@ -1,0 +1,455 @@
+//! Spawning the real binary on port 0 and talking HTTP/1.1 to it over real sockets.
+//!
+//! The client is hand-rolled on purpose: tests must send request lines byte for byte
+//! (raw percent-encodings, invalid UTF-8, chunked bodies) that a full HTTP client would
+//! normalise or refuse.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_hello-birthday");
+
+/// Generous: a debug binary on a loaded 2-core CI machine.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Settings every spawned server gets unless a test overrides them. The environment the
+/// tests run in must not leak into the server (a developer's DATA_DIR, say).
+const SETTINGS_ENV: &[&str] = &[
+    "LISTEN_ADDR",
+    "DATA_DIR",
+    "LOG_FORMAT",
+    "LOCK_TIMEOUT_MS",
+    "MAX_STORAGE_OPS",
+    "DRAIN_DELAY_SECS",
+    "SHUTDOWN_TIMEOUT_SECS",
+    "ORPHAN_AGE_SECS",
+];
+
+/// A running `hello-birthday` process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Child,
+    /// Every line the server logged to stdout (JSON, one object per line).
+    logs: Arc<Mutex<Vec<String>>>,
+    /// Keeps the temp data directory alive when the server owns it.
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// How to start a server. `TestServer::builder().spawn()` is the common case.
+#[derive(Default)]
+pub struct Builder {
+    data_dir: Option<PathBuf>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Builder {
+    /// Share a data directory with other servers (the default is a fresh temp directory).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn spawn(self) -> TestServer {
+        let (temp, data_dir) = match self.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                let dir = temp.path().join("data");
+                (Some(temp), dir)
+            }
+        };
+        let mut command = base_command();
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(&data_dir)
+            .args(&self.args)
+            .envs(self.env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("spawn hello-birthday");
+
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    println!("{line}");
+                }
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = addr_tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match addr_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not log its address; logs: {:?}",
+                    logs.lock().unwrap()
+                );
+            }
+        };
+        TestServer {
+            addr,
+            data_dir,
+            child,
+            logs,
+            _temp: temp,
+        }
+    }
+}
+
+/// The binary with none of its settings inherited from the test's environment.
+pub fn base_command() -> Command {
+    let mut command = Command::new(BINARY);
+    for key in SETTINGS_ENV {
+        command.env_remove(key);
+    }
+    command.env("RUST_LOG", "info");
+    command
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value["message"] != "listening" {
+        return None;
+    }
+    value["addr"].as_str()?.parse().ok()
+}
+
+impl TestServer {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub fn spawn() -> Self {
+        Self::builder().spawn()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], None)
+    }
+
+    pub fn put_json(&self, path: &str, body: &str) -> Response {
+        self.request(
+            "PUT",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+    }
+
+    pub fn put_date(&self, username: &str, date: &str) -> Response {
+        self.put_json(
+            &format!("/hello/{username}"),
+            &format!(r#"{{"dateOfBirth":"{date}"}}"#),
+        )
+    }
+
+    /// One request on a fresh connection. Panics if the server does not answer.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        Connection::open(self.addr)
+            .and_then(|mut c| c.send(method, path, headers, body))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn logs(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// SIGKILL, and reap the process. The data directory stays (until `self` is dropped,
+    /// if the server owns it).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls `check` until it holds (a readiness poll, never a blind sleep).
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Lowercase names; the last value wins.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts an RFC 9457 problem response with `status` and returns its body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{body}");
+        for member in ["type", "title", "detail"] {
+            assert!(
+                body[member].as_str().is_some_and(|s| !s.is_empty()),
+                "problem lacks {member}: {body}"
+            );
+        }
+        body
+    }
+}
+
+/// One HTTP/1.1 connection, usable for several requests (keep-alive).
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends the request head (and `body` with a Content-Length) and reads the response.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> io::Result<Response> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        self.send_raw(head.as_bytes())?;
+        if let Some(body) = body {
+            self.send_raw(body)?;
+        }
+        self.read_response(method == "HEAD")
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    pub fn read_response(&mut self, head_only: bool) -> io::Result<Response> {
+        let mut status_line = String::new();
+        if self.reader.read_line(&mut status_line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before a response",
+            ));
+        }
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
+        let mut headers = HashMap::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| io::Error::other("bad header"))?;
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+        let mut body = Vec::new();
+        if !head_only && status != 204 && status != 304 {
+            if headers
+                .get("transfer-encoding")
+                .is_some_and(|v| v.contains("chunked"))
+            {
+                loop {
+                    let mut size = String::new();
+                    self.reader.read_line(&mut size)?;
+                    let size = usize::from_str_radix(size.trim(), 16).map_err(io::Error::other)?;
+                    let mut chunk = vec![0; size + 2];
+                    self.reader.read_exact(&mut chunk)?;
+                    if size == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..size]);
+                }
+            } else if let Some(length) = headers.get("content-length") {
+                body = vec![0; length.parse().map_err(io::Error::other)?];
+                self.reader.read_exact(&mut body)?;
+            } else {
+                self.reader.read_to_end(&mut body)?;
+            }
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Today in UTC, the date the service computes against.
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Runs `test` with today's date and asserts its result, unless the date changed while it
+/// ran (midnight UTC): then it runs again, so the suite never flakes at midnight.
+pub fn on_a_stable_date(mut test: impl FnMut(chrono::NaiveDate) -> Result<(), String>) {
+    for _ in 0..2 {
+        let day = today();
+        let result = test(day);
+        if day == today() {
+            if let Err(message) = result {
+                panic!("{message}");
+            }
+            return;
+        }
+    }
+    panic!("the date changed twice during one test");
+}
+
+/// Every file under `root`, with its contents: a snapshot to compare before and after.
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.map_while(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                let contents = std::fs::read(&path).unwrap_or_default();
+                out.push((path, contents));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// The record files (`users/**/*.json`) under a data directory.
+pub fn record_files(root: &Path) -> Vec<PathBuf> {
+    snapshot(&root.join("users"))
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect()
+}
