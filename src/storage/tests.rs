@@ -28,6 +28,8 @@ enum Fault {
 struct FaultyFs {
     faults: StdMutex<HashMap<Call, VecDeque<Fault>>>,
     calls: StdMutex<Vec<Call>>,
+    /// Every read first sleeps this long (a slow or stalled EFS).
+    read_delay: StdMutex<Duration>,
 }
 
 impl FaultyFs {
@@ -63,6 +65,7 @@ impl FileSystem for FaultyFs {
     type LockFile = File;
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::thread::sleep(*self.read_delay.lock().unwrap());
         match self.next_fault(Call::Read) {
             Some(Fault::Error(kind)) => Err(error(kind)),
             Some(Fault::Bytes(bytes)) => Ok(bytes.to_vec()),
@@ -462,4 +465,34 @@ async fn the_probe_fails_when_the_directory_cannot_be_written_and_leaves_nothing
             .all(|f| !f.starts_with(".probe")),
         "probe file left behind"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        lock_timeout: Duration::from_millis(200),
+        max_concurrent_ops: 2,
+    };
+    let store = Store::with_fs(FaultyFs::default(), dir.path(), config, Arc::new(Metrics::new()));
+    store.prepare().unwrap();
+    *store.inner.fs.read_delay.lock().unwrap() = Duration::from_secs(1);
+
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get(&user("alice")).await })
+        })
+        .collect();
+    // Wait (by polling, not guessing) until both slots are taken.
+    while store.inner.slots.available_permits() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    let err = store.get(&user("bob")).await.unwrap_err();
+    assert!(matches!(err, StorageError::Busy(_, BusyCause::Slot)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(900), "waited for the stall");
+    for get in stalled {
+        assert_eq!(get.await.unwrap().unwrap(), None);
+    }
 }
