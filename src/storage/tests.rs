@@ -474,7 +474,12 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
         lock_timeout: Duration::from_millis(200),
         max_concurrent_ops: 2,
     };
-    let store = Store::with_fs(FaultyFs::default(), dir.path(), config, Arc::new(Metrics::new()));
+    let store = Store::with_fs(
+        FaultyFs::default(),
+        dir.path(),
+        config,
+        Arc::new(Metrics::new()),
+    );
     store.prepare().unwrap();
     *store.inner.fs.read_delay.lock().unwrap() = Duration::from_secs(1);
 
@@ -490,8 +495,14 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
     }
     let started = Instant::now();
     let err = store.get(&user("bob")).await.unwrap_err();
-    assert!(matches!(err, StorageError::Busy(_, BusyCause::Slot)), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(900), "waited for the stall");
+    assert!(
+        matches!(err, StorageError::Busy(_, BusyCause::Slot)),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "waited for the stall"
+    );
     for get in stalled {
         assert_eq!(get.await.unwrap().unwrap(), None);
     }

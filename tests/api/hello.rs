@@ -310,7 +310,10 @@ fn unknown_paths_are_404_problems() {
 
 #[test]
 fn a_held_lock_makes_writes_503_with_retry_after_while_reads_go_on() {
-    let server = TestServer::builder().arg("--lock-timeout").arg("300").spawn();
+    let server = TestServer::builder()
+        .arg("--lock-timeout")
+        .arg("300")
+        .spawn();
     server.put_date("alice", "1990-01-15");
     // Another process (this test) holds every lock file, as a frozen writer would.
     let held: Vec<std::fs::File> = (0..64)
@@ -333,11 +336,19 @@ fn a_held_lock_makes_writes_503_with_retry_after_while_reads_go_on() {
     let problem = response.assert_problem(503);
     assert_eq!(response.header("retry-after"), Some("1"));
     assert_eq!(problem["type"], "tag:hello-birthday,2026:storage-busy");
-    assert!(waited >= std::time::Duration::from_millis(300), "{waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(300),
+        "{waited:?}"
+    );
     assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
     // Reads take no lock.
     assert_eq!(server.get("/hello/alice").status, 200);
-    assert!(server.get("/metrics").text().contains("storage_lock_timeouts_total 1"));
+    assert!(
+        server
+            .get("/metrics")
+            .text()
+            .contains("storage_lock_timeouts_total 1")
+    );
 
     drop(held);
     assert_eq!(server.put_date("alice", "2000-02-02").status, 204);
@@ -351,11 +362,20 @@ fn a_broken_data_dir_is_a_503_that_names_no_path() {
     std::fs::rename(&users, server.data_dir.join("elsewhere")).unwrap();
     std::fs::write(&users, b"not a directory").unwrap();
 
-    for response in [server.put_date("alice", "2000-02-02"), server.get("/hello/alice")] {
+    for response in [
+        server.put_date("alice", "2000-02-02"),
+        server.get("/hello/alice"),
+    ] {
         let problem = response.assert_problem(503);
-        assert_eq!(problem["type"], "tag:hello-birthday,2026:storage-unavailable");
+        assert_eq!(
+            problem["type"],
+            "tag:hello-birthday,2026:storage-unavailable"
+        );
         assert!(response.header("retry-after").is_some());
         let text = problem.to_string();
-        assert!(!text.contains(server.data_dir.to_str().unwrap()) && !text.contains("users"), "{text}");
+        assert!(
+            !text.contains(server.data_dir.to_str().unwrap()) && !text.contains("users"),
+            "{text}"
+        );
     }
 }
