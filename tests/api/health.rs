@@ -129,3 +129,27 @@ fn request_ids_are_echoed_or_generated_and_logged_once_per_request() {
         1
     );
 }
+
+#[test]
+fn a_flood_of_readiness_probes_costs_about_one_storage_probe_per_second() {
+    let server = TestServer::spawn();
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        assert_eq!(server.get("/health/ready").status, 200);
+    }
+    let seconds = started.elapsed().as_secs();
+    let text = server.get("/metrics").text();
+    let probes: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"storage_operation_duration_seconds_count{operation="probe"} "#)
+        })
+        .expect("probe count")
+        .parse()
+        .unwrap();
+    assert!(probes >= 1, "readiness never probed storage");
+    assert!(
+        probes <= seconds + 2,
+        "{probes} probes for 50 requests in {seconds}s: not cached"
+    );
+}
