@@ -5,4 +5,5 @@ mod concurrency;
 mod health;
 mod hello;
 mod helpers;
+mod http;
 mod lifecycle;
