@@ -1,0 +1,30 @@
+# Shared by the scripts in this folder: start the service on a free port and wait for it.
+# Source it; it defines functions only.
+
+# start_server VAR COMMAND...: runs COMMAND (the binary and its arguments, possibly behind a
+# wrapper such as fiu-run) with `--listen 127.0.0.1:0 --log-format json` appended, logs in
+# $WORK/VAR.log, and sets VAR_PID and VAR_ADDR once the server logs its address.
+start_server() {
+  local var=$1; shift
+  local log="$WORK/$var.log"
+  "$@" --listen 127.0.0.1:0 --log-format json >"$log" 2>&1 &
+  local pid=$! addr=
+  for _ in $(seq 1 400); do
+    addr=$(sed -n 's/.*"message":"listening".*"addr":"\([^"]*\)".*/\1/p' "$log" | head -n1)
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "$var exited at startup:" >&2; cat "$log" >&2; return 1; }
+    sleep 0.025
+  done
+  [ -n "$addr" ] || { echo "$var did not start:" >&2; cat "$log" >&2; return 1; }
+  printf -v "${var}_PID" '%s' "$pid"
+  printf -v "${var}_ADDR" '%s' "$addr"
+}
+
+# poll DEADLINE_SECS COMMAND...: runs COMMAND until it succeeds or the deadline passes.
+poll() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@"; do
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
