@@ -27,7 +27,8 @@ WORK=$(mktemp -d)
 MNT="$WORK/tmpfs"
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -9 "$pid" 2>/dev/null || true; done
+  # Every background job, including a server that failed to start before its pid was noted.
+  for pid in "${PIDS[@]}" $(jobs -p); do kill -CONT "$pid" 2>/dev/null || true; kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
   rm -rf "$WORK"
@@ -177,8 +178,6 @@ kill -CONT "$A_PID"
 echo "    SIGCONT A"
 kill "$STORM_PID" 2>/dev/null || true
 wait "$STORM_PID" 2>/dev/null || true
-poll 10 test "$(request "$B_ADDR" PUT /hello/alice '{"dateOfBirth":"1999-09-09"}' | cut -d' ' -f1)" = 204 \
-  || fail "B could not write alice after SIGCONT"
 expect "$B_ADDR" 204 PUT /hello/alice '{"dateOfBirth":"1999-09-09"}'
 expect "$A_ADDR" 200 GET /hello/alice
 no_temp_files "$SHARED"
