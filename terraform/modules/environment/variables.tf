@@ -1,0 +1,130 @@
+variable "environment" {
+  description = "Environment name; also the GitHub environment whose jobs may deploy it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.environment))
+    error_message = "environment must be 2-16 lowercase letters, digits or dashes."
+  }
+}
+
+variable "app_name" {
+  description = "Name of the app: the ECS service's name and the prefix of every resource name."
+  type        = string
+  default     = "hello-birthday"
+}
+
+variable "github_repository" {
+  description = "The GitHub repository (OWNER/REPO) that deploys this environment."
+  type        = string
+}
+
+variable "ecr_repository_name" {
+  description = "The ECR repository created by terraform/bootstrap."
+  type        = string
+  default     = "hello-birthday"
+}
+
+variable "image_tag" {
+  description = "Commit SHA of an image in ECR for the task definition revision Terraform registers. Only the revision the service is created with runs it: afterwards the deploy workflow owns the image."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{40}$", var.image_tag))
+    error_message = "image_tag must be the full commit SHA of an image the deploy workflow pushed (README, \"Deploying to AWS\")."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "The environment's VPC range (/16)."
+  type        = string
+}
+
+variable "availability_zones" {
+  description = "Availability zones of the region to run in (three): one task, one mount target and one endpoint ENI per zone."
+  type        = list(string)
+}
+
+variable "task_cpu" {
+  description = "CPU units per task (256 = 0.25 vCPU)."
+  type        = number
+  default     = 256
+}
+
+variable "task_memory" {
+  description = "Memory per task in MiB."
+  type        = number
+  default     = 512
+}
+
+variable "min_tasks" {
+  description = "Tasks at rest and the autoscaling minimum: one per zone."
+  type        = number
+  default     = 3
+}
+
+variable "max_tasks" {
+  description = "Autoscaling maximum."
+  type        = number
+  default     = 12
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the app."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Days to keep the app's logs (they name users)."
+  type        = number
+  default     = 30
+}
+
+variable "domain_name" {
+  description = "DNS name of the service; with route53_zone_id, HTTPS with an ACM certificate and an alias record."
+  type        = string
+  default     = null
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 hosted zone of domain_name."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "Existing ACM certificate, when DNS is not in Route 53."
+  type        = string
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "access_logs_bucket" {
+  description = "Existing S3 bucket for load balancer access logs; null for none."
+  type        = string
+  default     = null
+}
+
+variable "alarm_email" {
+  description = "Address subscribed to the alarm topic; null for none."
+  type        = string
+  default     = null
+}
+
+variable "metrics_scraper_security_group_ids" {
+  description = "Security groups allowed to scrape /metrics on the tasks."
+  type        = list(string)
+  default     = []
+}
+
+variable "flow_log_traffic_type" {
+  description = "VPC Flow Logs traffic type: REJECT, ACCEPT or ALL."
+  type        = string
+  default     = "REJECT"
+}

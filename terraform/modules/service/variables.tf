@@ -1,0 +1,143 @@
+variable "cluster_name" {
+  description = "Name of the ECS cluster; also the task definition family and the prefix of the roles and policies."
+  type        = string
+}
+
+variable "service_name" {
+  description = "Name of the ECS service."
+  type        = string
+}
+
+variable "image" {
+  description = "Image of the first task definition revision (repository URL and tag). Later revisions come from the deploy workflow."
+  type        = string
+}
+
+variable "ecr_repository_arn" {
+  description = "The ECR repository the execution role may pull from."
+  type        = string
+}
+
+variable "container_port" {
+  description = "The port the app listens on (the image's EXPOSE and LISTEN_ADDR)."
+  type        = number
+}
+
+variable "cpu" {
+  description = "Task CPU units (256 = 0.25 vCPU)."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096], var.cpu)
+    error_message = "cpu must be one of Fargate's sizes: 256, 512, 1024, 2048, 4096."
+  }
+}
+
+variable "memory" {
+  description = "Task memory in MiB; must be a valid Fargate combination with cpu."
+  type        = number
+  default     = 512
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the app (tracing EnvFilter syntax)."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Days to keep the app's logs. They name users: keep only as long as needed."
+  type        = number
+  default     = 30
+}
+
+variable "desired_count" {
+  description = "Tasks when the service is created; autoscaling owns the count afterwards."
+  type        = number
+  default     = 3
+}
+
+variable "min_capacity" {
+  description = "Fewest tasks autoscaling may run: one per zone."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.min_capacity >= 3
+    error_message = "min_capacity must be at least 3, one task per zone."
+  }
+}
+
+variable "max_capacity" {
+  description = "Most tasks autoscaling may run."
+  type        = number
+  default     = 12
+}
+
+variable "requests_per_task_per_minute" {
+  description = "Target of the request-count scaling policy: ALB requests per task per minute."
+  type        = number
+  default     = 3000
+}
+
+variable "cpu_target_percent" {
+  description = "Target of the CPU scaling policy: average CPU utilisation of the service."
+  type        = number
+  default     = 60
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets of the tasks, one per zone."
+  type        = list(string)
+}
+
+variable "security_group_id" {
+  description = "Security group of the tasks."
+  type        = string
+}
+
+variable "target_group_arn" {
+  description = "Target group the service registers its tasks with."
+  type        = string
+}
+
+variable "alb_arn_suffix" {
+  description = "ARN suffix of the load balancer, for the request-count scaling metric."
+  type        = string
+}
+
+variable "target_group_arn_suffix" {
+  description = "ARN suffix of the target group, for the request-count scaling metric."
+  type        = string
+}
+
+variable "efs_file_system_id" {
+  description = "The EFS file system mounted at /data."
+  type        = string
+}
+
+variable "efs_file_system_arn" {
+  description = "ARN of the EFS file system, for the task role's policy."
+  type        = string
+}
+
+variable "efs_access_point_id" {
+  description = "The access point the tasks mount."
+  type        = string
+}
+
+variable "efs_access_point_arn" {
+  description = "ARN of the access point, for the task role's policy condition."
+  type        = string
+}
+
+variable "deployment_alarm_names" {
+  description = "CloudWatch alarms that fail and roll back a deployment when they fire during it."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.deployment_alarm_names) > 0
+    error_message = "Give at least one deployment alarm."
+  }
+}

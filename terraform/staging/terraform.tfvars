@@ -1,0 +1,26 @@
+# Staging: the same shape as production (three zones, three tasks, HTTPS when a domain is set),
+# smaller tasks, fewer at most.
+
+github_repository = "OWNER/hello-birthday"
+# aws_account_id  = "123456789012"
+region = "us-east-1"
+# Three zones of the region: one task, one EFS mount target and one endpoint ENI in each.
+availability_zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+# The commit SHA of an image already in ECR (README, "Deploying to AWS", step 4). It only
+# matters when the service is created; the Deploy workflow owns the running image afterwards.
+# image_tag = "0123456789abcdef0123456789abcdef01234567"
+
+vpc_cidr    = "10.10.0.0/16"
+task_cpu    = 256
+task_memory = 512
+min_tasks   = 3
+max_tasks   = 6
+
+# domain_name     = "hello.staging.example.com"
+# route53_zone_id = "Z0123456789ABCDEFGHIJ"
+
+deletion_protection   = true
+log_retention_days    = 14
+flow_log_traffic_type = "REJECT"
+# alarm_email         = "oncall@example.com"
