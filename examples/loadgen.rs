@@ -54,6 +54,19 @@ enum Mode {
         #[arg(long, default_value_t = 2000)]
         pause_us: u64,
     },
+    /// Sends exactly --requests requests of one kind over one keep-alive connection, to users
+    /// taken in turn; fails on any unexpected status. For counting system calls per request.
+    Count {
+        #[arg(long)]
+        target: SocketAddr,
+        /// GET or PUT.
+        #[arg(long)]
+        method: String,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// Spawns BINARY ARGS... and reports how long until /health/ready answers 200.
     Startup {
         /// Repetitions; the median is reported.
@@ -72,7 +85,19 @@ fn main() -> ExitCode {
             users,
             stop_file,
             pause_us,
-        } => run(target, connections, users, &stop_file, Duration::from_micros(pause_us)),
+        } => run(
+            target,
+            connections,
+            users,
+            &stop_file,
+            Duration::from_micros(pause_us),
+        ),
+        Mode::Count {
+            target,
+            method,
+            users,
+            requests,
+        } => count(target, &method, users, requests),
         Mode::Startup { runs, command } => startup(runs, &command),
     }
 }
@@ -252,7 +277,9 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
             tally.latencies_us.push(sent.elapsed().as_micros() as u64);
             match &result {
                 Ok(response) if response.status == 204 => last[u] = Some(born),
-                Ok(response) => tally.fail(&format!("PUT {}", response.status), response_text(response)),
+                Ok(response) => {
+                    tally.fail(&format!("PUT {}", response.status), response_text(response))
+                }
                 Err(e) => tally.fail("PUT transport", e.to_string()),
             }
             result.ok()
@@ -290,19 +317,69 @@ fn check_greeting(
 ) {
     match result {
         Ok(response) if response.status == 200 => {
-            let got = response.json()["message"].as_str().unwrap_or_default().to_owned();
+            let got = response.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let wanted = expected_message(name, born);
             if got != wanted {
-                tally.fail(&format!("{what} stale"), format!("{name}: {got:?}, wanted {wanted:?}"));
+                tally.fail(
+                    &format!("{what} stale"),
+                    format!("{name}: {got:?}, wanted {wanted:?}"),
+                );
             }
         }
-        Ok(response) => tally.fail(&format!("{what} {}", response.status), response_text(&response)),
+        Ok(response) => tally.fail(
+            &format!("{what} {}", response.status),
+            response_text(&response),
+        ),
         Err(e) => tally.fail(&format!("{what} transport"), e.to_string()),
     }
 }
 
 fn response_text(response: &Response) -> String {
-    String::from_utf8_lossy(&response.body).chars().take(200).collect()
+    String::from_utf8_lossy(&response.body)
+        .chars()
+        .take(200)
+        .collect()
+}
+
+fn count(target: SocketAddr, method: &str, users: usize, requests: usize) -> ExitCode {
+    let (expected, body) = match method {
+        "GET" => (200, None),
+        "PUT" => (204, Some(br#"{"dateOfBirth":"1990-01-15"}"#.as_slice())),
+        other => {
+            eprintln!("loadgen: --method must be GET or PUT, got {other}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut connection = match Connection::open(target) {
+        Ok(connection) => connection,
+        Err(e) => {
+            eprintln!("loadgen: cannot connect to {target}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for i in 0..requests {
+        let path = format!("/hello/{}", user_name(i % users));
+        match connection.send(method, &path, &[], body) {
+            Ok(response) if response.status == expected => {}
+            Ok(response) => {
+                eprintln!(
+                    "loadgen: {method} {path}: {} {}",
+                    response.status,
+                    response_text(&response)
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("loadgen: {method} {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("loadgen: {requests} x {method} answered {expected}");
+    ExitCode::SUCCESS
 }
 
 fn startup(runs: usize, command: &[String]) -> ExitCode {

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Benchmark of the release binary on loopback, all figures from one run so their ratios hold
+# on a noisy machine:
+#   - throughput and p50/p99 latency of PUT and GET /hello/<user> over 1000 users and of
+#     GET /health/live (the HTTP-stack ceiling of the same binary), wrk at 64 connections
+#   - idle RSS, peak RSS under 256 connections, start-to-ready time
+#   - file-system calls per GET and per PUT, counted with strace over a known number of
+#     requests, minus a run with no requests
+# Usage: scripts/bench.sh            (10 s per load phase)
+#        BENCH_SECONDS=3 scripts/bench.sh   (the short mode .ci/run uses)
+# Needs wrk and strace (apt-get install wrk strace). Prints a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_PHASE=${BENCH_SECONDS:-10}
+CONNECTIONS=64
+USERS=1000
+COUNTED=500   # requests per strace session
+
+for tool in wrk strace; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install wrk strace)" >&2; exit 1; }
+done
+
+echo "==> building the release binary and the load generator"
+cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
+BIN=$PWD/target/release/hello-birthday
+LOADGEN=$PWD/target/release/examples/loadgen
+
+WORK=$(mktemp -d)
+. scripts/lib.sh
+cleanup() { for pid in $(jobs -p); do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
+
+# wrk_phase NAME CONNECTIONS PATH [METHOD]: runs wrk, prints "req/s p50_ms p99_ms non2xx".
+wrk_phase() {
+  local name=$1 connections=$2 path=$3 method=${4:-}
+  local out="$WORK/wrk-$name.txt"
+  if [ -n "$method" ]; then
+    WRK_METHOD=$method WRK_USERS=$USERS wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency \
+      -s scripts/wrk/hello.lua "http://$SERVER_ADDR" >"$out"
+  else
+    wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency "http://$SERVER_ADDR$path" >"$out"
+  fi
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+    /^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }' "$out"
+}
+
+echo "==> start to ready (spawn until /health/ready answers 200)"
+startup=$("$LOADGEN" startup --runs 11 -- "$BIN" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
+echo "    median of 11: $startup ms"
+
+start_server SERVER "$BIN" --data-dir "$WORK/data"
+# Let the runtime settle (the startup sweep, the first log lines) before reading idle RSS.
+poll 5 curl -fsS -o /dev/null "http://$SERVER_ADDR/health/ready"
+idle_rss=$(rss_kb "$SERVER_PID")
+echo "==> idle RSS: $(mb "$idle_rss")"
+
+"$LOADGEN" count --target "$SERVER_ADDR" --method PUT --users "$USERS" --requests "$USERS" >/dev/null
+echo "==> seeded $USERS users; wrk -t2 -c$CONNECTIONS for ${SECONDS_PER_PHASE}s per phase"
+read -r put_rps put_p50 put_p99 put_bad <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
+echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad"
+read -r get_rps get_p50 get_p99 get_bad <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
+echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad"
+read -r live_rps live_p50 live_p99 live_bad <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
+echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad"
+
+echo "==> GET at 256 connections, sampling RSS"
+peak_rss=$idle_rss
+wrk_phase get256 256 / GET >"$WORK/get256" &
+WRK_PID=$!
+while kill -0 "$WRK_PID" 2>/dev/null; do
+  now=$(rss_kb "$SERVER_PID"); [ "$now" -gt "$peak_rss" ] && peak_rss=$now
+  sleep 0.2
+done
+wait "$WRK_PID"
+read -r c256_rps c256_p50 c256_p99 c256_bad <"$WORK/get256"
+echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad; peak RSS $(mb "$peak_rss")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
+
+echo "==> file-system calls per request (strace -f, $COUNTED requests, minus a run with none)"
+# Only calls on the data directory count: strace -y names each descriptor's file.
+TRACED="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,getdents64,newfstatat,fstat,statx,lseek"
+traced_session() { # traced_session NAME [METHOD]: trace a server that answers COUNTED requests
+  local name=$1 method=${2:-}
+  start_server "T$name" strace -f -y -qq -o "$WORK/trace-$name" -e trace="$TRACED" "$BIN" --data-dir "$WORK/data"
+  local pid_var="T${name}_PID" addr_var="T${name}_ADDR"
+  if [ -n "$method" ]; then
+    "$LOADGEN" count --target "${!addr_var}" --method "$method" --users "$USERS" --requests "$COUNTED" >/dev/null
+  fi
+  # SIGTERM the server itself (strace would detach and leave it running), then strace exits.
+  kill -TERM "$(pgrep -P "${!pid_var}")"; wait "${!pid_var}" || true
+  { grep -v 'resumed>' "$WORK/trace-$name" | grep -F "$WORK/data" || true; } \
+    | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}' >"$WORK/calls-$name"
+}
+traced_session none
+traced_session get GET
+traced_session put PUT
+per_request() { # per_request NAME: "total breakdown" per request, baseline subtracted
+  awk -v n="$COUNTED" 'NR == FNR { base[$1] = $2; next }
+    { c = ($2 - base[$1]) / n; if (c >= 0.01) { total += c; parts = parts sprintf("%s%s %.2f", sep, $1, c); sep = ", " } }
+    END { printf "%.2f (%s)\n", total, parts }' "$WORK/calls-none" "$WORK/calls-$1"
+}
+get_calls=$(per_request get)
+put_calls=$(per_request put)
+echo "    GET: $get_calls"
+echo "    PUT: $put_calls"
+
+ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.0f", 100 * g / l}')
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+cat <<EOF
+
+Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 on the same cores.
+Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE}s per phase.
+
+| measure | result | target |
+|---|---|---|
+| GET /hello/<user>, $CONNECTIONS conns | $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms | p99 < 5 ms |
+| PUT /hello/<user>, $CONNECTIONS conns | $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms | |
+| GET /health/live, $CONNECTIONS conns | $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms | |
+| GET throughput / live throughput | $ratio % | >= 50 % |
+| GET, 256 conns | $c256_rps req/s, p99 $c256_p99 ms | |
+| idle RSS | $(mb "$idle_rss") | < 20 MB |
+| peak RSS, 256 conns | $(mb "$peak_rss") | |
+| start to ready | $startup ms | < 100 ms |
+| file-system calls per GET | $get_calls | <= 3 |
+| file-system calls per PUT | $put_calls | |
+EOF
+bad=$(( put_bad + get_bad + live_bad + c256_bad ))
+[ "$bad" -eq 0 ] || { echo "bench: $bad non-2xx responses" >&2; exit 1; }
