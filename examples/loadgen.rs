@@ -247,7 +247,7 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
         let u = k % users.len();
         let name = &users[u];
         // Even rounds write, odd rounds read: half PUT, half GET, each user in turn.
-        let write = (k / users.len()) % 2 == 0 || last[u].is_none();
+        let write = (k / users.len()).is_multiple_of(2) || last[u].is_none();
         k += 1;
         let conn = match connection.as_mut() {
             Some(conn) => conn,
@@ -409,6 +409,7 @@ fn startup(runs: usize, command: &[String]) -> ExitCode {
             }
             if started.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
+                let _ = child.wait();
                 eprintln!("loadgen: the server was not ready within 10 s");
                 return ExitCode::FAILURE;
             }
