@@ -159,4 +159,43 @@ mod tests {
             let _ = DateOfBirth::parse(&input, today());
         }
     }
+
+    // Fuzzing on stable Rust: arbitrary bytes and date-shaped strings at the date parser.
+    // PROPTEST_CASES=100000 cargo test --lib date_of_birth runs it longer.
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_never_panic_and_whatever_is_accepted_round_trips(
+            bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..40)
+        ) {
+            let input = String::from_utf8_lossy(&bytes);
+            if let Ok(date) = DateOfBirth::parse(&input, today()) {
+                proptest::prop_assert_eq!(date.date().format("%Y-%m-%d").to_string(), input);
+                proptest::prop_assert!(date.date() < today());
+            }
+        }
+
+        #[test]
+        fn date_shaped_strings_are_accepted_exactly_when_chrono_has_that_past_date(
+            year in 0u32..10_000, month in 0u32..100, day in 0u32..100
+        ) {
+            let input = format!("{year:04}-{month:02}-{day:02}");
+            let expected = NaiveDate::from_ymd_opt(year as i32, month, day);
+            match (DateOfBirth::parse(&input, today()), expected) {
+                (Ok(parsed), Some(date)) => {
+                    proptest::prop_assert_eq!(parsed.date(), date);
+                    proptest::prop_assert!(date < today());
+                }
+                (Err(DateOfBirthError::NotInThePast { got }), Some(date)) => {
+                    proptest::prop_assert_eq!(got, date);
+                    proptest::prop_assert!(date >= today());
+                }
+                (Err(DateOfBirthError::NotACalendarDate(got)), None) => {
+                    proptest::prop_assert_eq!(got, input);
+                }
+                (result, expected) => {
+                    proptest::prop_assert!(false, "{input}: {result:?}, chrono says {expected:?}");
+                }
+            }
+        }
+    }
 }

@@ -227,4 +227,43 @@ mod tests {
             let _ = Username::from_path_segment(&segment);
         }
     }
+
+    // Fuzzing on stable Rust: arbitrary bytes and strings at the parser of the raw path segment.
+    // PROPTEST_CASES=100000 cargo test --lib username runs it longer.
+    proptest! {
+        #[test]
+        fn any_bytes_percent_encoded_parse_like_their_decoded_text(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300)
+        ) {
+            let segment =
+                percent_encoding::percent_encode(&bytes, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
+            let parsed = Username::from_path_segment(&segment);
+            match std::str::from_utf8(&bytes) {
+                Err(_) => prop_assert_eq!(parsed, Err(UsernameError::InvalidUtf8)),
+                Ok(text) => prop_assert_eq!(parsed, Username::parse(text)),
+            }
+        }
+
+        #[test]
+        fn raw_segments_with_stray_percent_signs_never_panic(
+            segment in "(%|%[0-9A-Fa-f]|%[0-9A-Fa-f]{2}|\\PC){0,100}"
+        ) {
+            if let Ok(name) = Username::from_path_segment(&segment) {
+                prop_assert!(name.as_str().chars().all(char::is_alphabetic));
+                prop_assert!((1..=Username::MAX_CHARS).contains(&name.as_str().chars().count()));
+            }
+        }
+
+        #[test]
+        fn any_text_is_accepted_exactly_when_its_nfc_form_is_1_to_64_letters(
+            input in "(\\PC|\\p{M}|[\u{1100}-\u{11FF}]){0,70}"
+        ) {
+            let nfc: String = input.nfc().collect();
+            let letters = nfc.chars().all(char::is_alphabetic);
+            let length = nfc.chars().count();
+            let accepted = Username::parse(&input).is_ok();
+            prop_assert_eq!(accepted, letters && (1..=Username::MAX_CHARS).contains(&length));
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod health;
 mod hello;
 mod metrics;
 mod observe;
+mod openapi;
 mod rejection;
 
 use std::convert::Infallible;
@@ -38,6 +39,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(health::ready(state.clone()))
         .unify()
         .or(metrics::filter(state.clone()))
+        .unify()
+        .or(openapi::filter())
         .unify()
         .recover(rejection::handle)
         .unify();

@@ -106,16 +106,26 @@ fn is_acceptable_request_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// Every route, as its template: the metric label of its requests and its key in openapi.yaml
+/// (a test in `routes::openapi` checks that the document lists exactly these).
+pub const ROUTES: [&str; 6] = [
+    "/hello/{username}",
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/openapi.yaml",
+];
+
 /// The route a path belongs to, as a template: metric labels must not grow with usernames.
 pub fn route_template(path: &str) -> &'static str {
-    match path {
-        "/health" => "/health",
-        "/health/live" => "/health/live",
-        "/health/ready" => "/health/ready",
-        "/metrics" => "/metrics",
-        p if p == "/hello" || p.starts_with("/hello/") => "/hello/{username}",
-        _ => "unmatched",
+    if path == "/hello" || path.starts_with("/hello/") {
+        return "/hello/{username}";
     }
+    ROUTES
+        .into_iter()
+        .find(|route| *route == path)
+        .unwrap_or("unmatched")
 }
 
 /// Methods as metric labels, with unknown ones folded into one value.
@@ -141,6 +151,7 @@ mod tests {
         assert_eq!(route_template("/hello/alice"), "/hello/{username}");
         assert_eq!(route_template("/hello/J%C3%BCrgen"), "/hello/{username}");
         assert_eq!(route_template("/health/ready"), "/health/ready");
+        assert_eq!(route_template("/openapi.yaml"), "/openapi.yaml");
         assert_eq!(route_template("/hello-world"), "unmatched");
         assert_eq!(route_template("/wp-admin/x"), "unmatched");
     }

@@ -7,3 +7,4 @@ mod hello;
 mod helpers;
 mod http;
 mod lifecycle;
+mod openapi;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Black-box contract fuzzing: starts the release binary on a free loopback port with a fresh
+# data directory and runs schemathesis against the openapi.yaml it serves, with every check
+# and every phase (examples, coverage, fuzzing, stateful), a fixed seed and a bounded number
+# of examples. Exits non-zero on any failure, or if the server panicked or did not stop
+# cleanly.
+#
+# Longer runs: SCHEMATHESIS_MAX_EXAMPLES=2000 SCHEMATHESIS_SEED=$RANDOM scripts/schemathesis.sh
+#
+#   SCHEMATHESIS_MAX_EXAMPLES  examples per operation and phase (default 200, about 30 s)
+#   SCHEMATHESIS_SEED          the seed (default fixed, so CI runs are reproducible)
+#   SCHEMATHESIS_WORKERS       concurrent workers (default 1)
+#   SCHEMATHESIS_BINARY        test this binary instead of building target/release
+#   SCHEMATHESIS_ARGS          extra arguments for `schemathesis run`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ next to the hooks file
+
+max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-200}
+seed=${SCHEMATHESIS_SEED:-20261122}
+workers=${SCHEMATHESIS_WORKERS:-1}
+venv=target/schemathesis-venv
+requirements=scripts/schemathesis-requirements.txt
+
+# A virtualenv under target/ (git-ignored), reinstalled whenever the pinned versions change.
+stamp="$venv/.requirements"
+if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
+  echo "==> installing schemathesis into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || {
+    echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+    exit 1
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
+
+binary=${SCHEMATHESIS_BINARY:-}
+if [ -z "$binary" ]; then
+  echo "==> cargo build --release --locked"
+  cargo build --release --locked
+  binary=target/release/hello-birthday
+fi
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$binary" --listen 127.0.0.1:0 --data-dir "$work/data" --log-format json >"$work/log" 2>&1 &
+server_pid=$!
+addr=
+for _ in $(seq 1 200); do
+  addr=$(sed -n 's/.*"message":"listening".*"addr":"\([^"]*\)".*/\1/p' "$work/log" | head -n1)
+  [ -n "$addr" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
+  sleep 0.05
+done
+[ -n "$addr" ] || { echo "server did not start" >&2; cat "$work/log" >&2; exit 1; }
+
+echo "==> schemathesis against http://$addr/openapi.yaml (seed $seed, $max_examples examples)"
+status=0
+# --include-path-regex '^/': schemathesis leaves out the operation that served the document
+# unless a filter selects it; this selects every path, /openapi.yaml included.
+# The hooks file keeps generated dates of birth in the past; it explains why.
+# It runs inside target/schemathesis, where it keeps its crash cache (for `st replay`) and the
+# JUnit report.
+root=$(pwd)
+mkdir -p target/schemathesis
+(
+  cd target/schemathesis
+  SCHEMATHESIS_HOOKS="$root/scripts/schemathesis_hooks.py" "$root/$venv/bin/schemathesis" --no-color run \
+    "http://$addr/openapi.yaml" \
+    --include-path-regex '^/' \
+    --checks all \
+    --phases examples,coverage,fuzzing,stateful \
+    --mode all \
+    --max-examples "$max_examples" \
+    --seed "$seed" \
+    --workers "$workers" \
+    --generation-database none \
+    --request-timeout 10 \
+    --report junit --report-junit-path junit.xml \
+    ${SCHEMATHESIS_ARGS:-}
+) || status=$?
+
+if grep -q "' panicked at " "$work/log"; then
+  echo "the server panicked:" >&2
+  grep -A3 "' panicked at " "$work/log" >&2
+  status=1
+fi
+if ! kill -0 "$server_pid" 2>/dev/null; then
+  echo "the server died during the run" >&2
+  tail -n 20 "$work/log" >&2
+  status=1
+else
+  kill -TERM "$server_pid"
+  exit_code=0
+  wait "$server_pid" || exit_code=$?
+  server_pid=
+  if [ "$exit_code" -ne 0 ]; then
+    echo "the server exited $exit_code after SIGTERM" >&2
+    status=1
+  fi
+fi
+# The server's own access log, independently of schemathesis: no request may have had a 5xx.
+read -r requests server_errors < <("$venv/bin/python" - "$work/log" <<'PY'
+import json, sys
+statuses = []
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    if entry.get("message") == "request":
+        statuses.append(entry["status"])
+print(len(statuses), sum(status >= 500 for status in statuses))
+PY
+)
+echo "server access log: $requests requests, $server_errors answered 5xx"
+[ "$server_errors" -eq 0 ] || status=1
+exit "$status"
