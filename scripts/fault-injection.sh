@@ -110,30 +110,30 @@ expect "$FULL_ADDR" 204 PUT /hello/alice '{"dateOfBirth":"1980-02-02"}'
 expect_ready "$FULL_ADDR" 200
 no_temp_files "$MNT/data"
 
+# fiu_scenario POINT DATE: make the libfiu failure point POINT fail with EIO in the running
+# binary, require a failed PUT that leaves the old record and no temp file, then lift it and
+# require the same PUT to succeed.
+fiu_scenario() {
+  local point=$1 date=$2 before
+  before=$(date_of "$FIU_ADDR" alice)
+  fiu-ctrl -c "enable name=$point,failinfo=5" "$FIU_PID"
+  echo "    fiu-ctrl: enable $point with errno 5 (EIO)"
+  expect "$FIU_ADDR" 503 PUT /hello/alice "{\"dateOfBirth\":\"$date\"}"
+  [ "$(date_of "$FIU_ADDR" alice)" = "$before" ] || fail "the old record changed"
+  echo "    alice still has her old date of birth"
+  no_temp_files "$WORK/fiu-data"
+  fiu-ctrl -c "disable name=$point" "$FIU_PID"
+  expect "$FIU_ADDR" 204 PUT /hello/alice "{\"dateOfBirth\":\"$date\"}"
+}
+
 echo "==> 3. fsync fails with EIO (libfiu, enabled in the running process)"
 start_server FIU fiu-run -x "$BIN" --data-dir "$WORK/fiu-data"
 PIDS+=("$FIU_PID")
 expect "$FIU_ADDR" 204 PUT /hello/alice '{"dateOfBirth":"1990-01-15"}'
-before=$(date_of "$FIU_ADDR" alice)
-fiu-ctrl -c 'enable name=posix/io/sync/fsync,failinfo=5' "$FIU_PID"
-echo "    fiu-ctrl: enable posix/io/sync/fsync with errno 5 (EIO)"
-expect "$FIU_ADDR" 503 PUT /hello/alice '{"dateOfBirth":"2002-07-07"}'
-[ "$(date_of "$FIU_ADDR" alice)" = "$before" ] || fail "the old record changed"
-echo "    alice still has her old date of birth"
-no_temp_files "$WORK/fiu-data"
-fiu-ctrl -c 'disable name=posix/io/sync/fsync' "$FIU_PID"
-expect "$FIU_ADDR" 204 PUT /hello/alice '{"dateOfBirth":"2002-07-07"}'
+fiu_scenario posix/io/sync/fsync 2002-07-07
 
 echo "==> 4. rename fails with EIO (libfiu)"
-before=$(date_of "$FIU_ADDR" alice)
-fiu-ctrl -c 'enable name=posix/io/dir/rename,failinfo=5' "$FIU_PID"
-echo "    fiu-ctrl: enable posix/io/dir/rename with errno 5 (EIO)"
-expect "$FIU_ADDR" 503 PUT /hello/alice '{"dateOfBirth":"2003-08-08"}'
-[ "$(date_of "$FIU_ADDR" alice)" = "$before" ] || fail "the old record changed"
-echo "    alice still has her old date of birth"
-no_temp_files "$WORK/fiu-data"
-fiu-ctrl -c 'disable name=posix/io/dir/rename' "$FIU_PID"
-expect "$FIU_ADDR" 204 PUT /hello/alice '{"dateOfBirth":"2003-08-08"}'
+fiu_scenario posix/io/dir/rename 2003-08-08
 
 echo "==> 5. a lock holder frozen with SIGSTOP"
 SHARED="$WORK/shared"
