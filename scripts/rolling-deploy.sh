@@ -31,6 +31,7 @@ BIN=target/release/hello-birthday
 LOADGEN=target/release/examples/loadgen
 
 WORK=$(mktemp -d)
+. scripts/lib.sh
 DATA="$WORK/data"
 SOCK="$WORK/haproxy.sock"
 declare -A PID_OF=()      # slot -> pid of the instance serving it
@@ -90,13 +91,6 @@ hap() { echo "$*" | socat stdio "unix-connect:$SOCK"; }
 status_of() { hap "show stat" | awk -F, -v s="$1" '$1=="app" && $2==s {print $18}'; }
 sessions_of() { hap "show stat" | awk -F, -v s="$1" '$1=="app" && $2==s {print $5}'; }
 
-wait_for() { # wait_for DESCRIPTION DEADLINE_SECS COMMAND...
-  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
-  until "$@"; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
-    sleep 0.05
-  done
-}
 is_up() { [ "$(status_of "$1")" = "UP" ]; }
 has_no_sessions() { [ "$(sessions_of "$1")" = "0" ]; }
 
@@ -121,13 +115,13 @@ replace() { # replace OLD NEW MODE: one step of a rolling deploy
   local old=$1 new=$2 mode=$3
   start_instance "$new"
   hap "set server app/$new state ready" >/dev/null
-  if ! wait_for "$new UP" "$HEALTHY_DEADLINE_SECS" is_up "$new"; then
+  if ! poll "$HEALTHY_DEADLINE_SECS" is_up "$new"; then
     echo "FAIL: $new never became healthy" >&2; exit 1
   fi
   echo "    $new is UP in HAProxy"
   if [ "$mode" = deregister ]; then
     hap "set server app/$old state maint" >/dev/null
-    wait_for "$old drained" 10 has_no_sessions "$old" || { echo "FAIL: $old did not drain" >&2; exit 1; }
+    poll 10 has_no_sessions "$old" || { echo "FAIL: $old did not drain" >&2; exit 1; }
     echo "    $old deregistered and drained"
   fi
   stop_instance "$old"
@@ -136,10 +130,10 @@ replace() { # replace OLD NEW MODE: one step of a rolling deploy
 echo "==> starting HAProxy on 127.0.0.1:$LB_PORT and three instances sharing $DATA"
 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
-wait_for "the stats socket" 10 test -S "$SOCK" || { cat "$WORK/haproxy.log" >&2; exit 1; }
+poll 10 test -S "$SOCK" || { cat "$WORK/haproxy.log" >&2; exit 1; }
 for slot in s1 s2 s3; do start_instance "$slot"; done
 for slot in s1 s2 s3; do
-  wait_for "$slot UP" "$HEALTHY_DEADLINE_SECS" is_up "$slot" || { echo "FAIL: $slot never became UP" >&2; exit 1; }
+  poll "$HEALTHY_DEADLINE_SECS" is_up "$slot" || { echo "FAIL: $slot never became UP" >&2; exit 1; }
 done
 
 echo "==> load: 16 keep-alive connections, 320 users, PUT/GET mix through HAProxy"
@@ -161,7 +155,7 @@ echo "==> roll 3: a bad new version that never becomes healthy"
 "$BIN" --listen "127.0.0.1:$WRONG_PORT" --data-dir "$DATA" >>"$WORK/bad.log" 2>&1 &
 BAD_PID=$!
 hap "set server app/s4 state ready" >/dev/null
-if wait_for "s4 UP" 3 is_up s4; then echo "FAIL: the bad version became healthy" >&2; exit 1; fi
+if poll 3 is_up s4; then echo "FAIL: the bad version became healthy" >&2; exit 1; fi
 hap "set server app/s4 state maint" >/dev/null
 kill -9 "$BAD_PID"; wait "$BAD_PID" 2>/dev/null || true
 for slot in s1 s2 s3; do is_up "$slot" || { echo "FAIL: $slot is not serving after the stopped roll" >&2; exit 1; }; done
