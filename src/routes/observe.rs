@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use warp::Filter;
-use warp::http::{HeaderMap, HeaderValue, Method, header};
+use warp::http::{HeaderValue, Method, header};
 use warp::path::FullPath;
 use warp::reply::Response;
 
@@ -25,17 +25,25 @@ where
         .map(Instant::now)
         .and(warp::method())
         .and(warp::path::full())
-        .and(warp::header::headers_cloned())
+        .and(client_request_id())
         .and(routes)
         .map(
             move |started: Instant,
                   method: Method,
                   path: FullPath,
-                  headers: HeaderMap,
+                  client_id: Option<HeaderValue>,
                   response| {
-                finish(&state, started, &method, &path, &headers, response)
+                finish(&state, started, &method, &path, client_id, response)
             },
         )
+}
+
+/// The client's `X-Request-Id`, if it sent one: just that header, not a clone of all of them.
+fn client_request_id() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Copy {
+    warp::header::value(REQUEST_ID)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
 }
 
 fn finish(
@@ -43,7 +51,7 @@ fn finish(
     started: Instant,
     method: &Method,
     path: &FullPath,
-    request_headers: &HeaderMap,
+    client_id: Option<HeaderValue>,
     mut response: Response,
 ) -> Response {
     let elapsed = started.elapsed();
@@ -62,10 +70,8 @@ fn finish(
         .with_label_values(&[method_label, route])
         .observe(elapsed.as_secs_f64());
 
-    let request_id = request_headers
-        .get(REQUEST_ID)
-        .filter(|value| is_acceptable_request_id(value))
-        .cloned()
+    let request_id = client_id
+        .filter(is_acceptable_request_id)
         .unwrap_or_else(|| {
             HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
         });
