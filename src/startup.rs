@@ -143,25 +143,22 @@ impl Application {
             .run();
         let mut server = tokio::spawn(server);
 
-        tokio::select! {
-            () = shutdown => {}
-            finished = &mut server => {
-                sweeper.abort();
-                return finished.map_err(ServeError::from);
-            }
-        }
-
-        state.readiness.begin_shutdown();
+        // The signal, then the drain delay, all while the server keeps serving.
         let drain = settings.drain_delay();
-        tracing::info!(drain_delay = ?drain, "shutdown requested: readiness is now 503");
-        tokio::select! {
-            () = tokio::time::sleep(drain) => {}
-            finished = &mut server => {
-                sweeper.abort();
-                return finished.map_err(ServeError::from);
-            }
-        }
+        let signalled_and_drained = async {
+            shutdown.await;
+            state.readiness.begin_shutdown();
+            tracing::info!(drain_delay = ?drain, "shutdown requested: readiness is now 503");
+            tokio::time::sleep(drain).await;
+        };
+        let ended_early = tokio::select! {
+            () = signalled_and_drained => None,
+            finished = &mut server => Some(finished),
+        };
         sweeper.abort();
+        if let Some(finished) = ended_early {
+            return finished.map_err(ServeError::from);
+        }
         let _ = stop_accepting.send(());
         let timeout = settings.shutdown_timeout();
         tracing::info!(shutdown_timeout = ?timeout, "no longer accepting connections; finishing in-flight requests");
