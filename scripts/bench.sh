@@ -112,7 +112,7 @@ echo "    GET: $get_calls"
 echo "    PUT: $put_calls"
 
 ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.0f", 100 * g / l}')
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 cat <<EOF
 
 Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 on the same cores.

@@ -65,7 +65,7 @@ expect() {
 
 date_of() { request "$1" GET "/hello/$2" | sed -n 's/.*in \([0-9]*\) day.*/\1/p;s/.*Happy birthday.*/0/p'; }
 no_temp_files() {
-  local left; left=$(find "$1" -name '*.tmp-*' -o -name '.probe-*' | head -n 3)
+  local left; left=$(find "$1" -name '*.tmp-*' -o -name '.probe-*' | sed -n 1,3p)
   [ -z "$left" ] || fail "files left behind: $left"
   echo "    no temp or probe files left in the data directory"
 }

@@ -10,7 +10,8 @@ start_server() {
   "$@" --listen 127.0.0.1:0 --log-format json >"$log" 2>&1 &
   local pid=$! addr=
   for _ in $(seq 1 800); do  # up to 20 s on a loaded machine
-    addr=$(sed -n 's/.*"message":"listening".*"addr":"\([^"]*\)".*/\1/p' "$log" | head -n1)
+    # sed stops at the first match itself: `| head` could kill it with SIGPIPE under pipefail.
+    addr=$(sed -n '/"message":"listening"/{s/.*"addr":"\([^"]*\)".*/\1/p;q}' "$log")
     [ -n "$addr" ] && break
     kill -0 "$pid" 2>/dev/null || { echo "$var exited at startup:" >&2; cat "$log" >&2; return 1; }
     sleep 0.025

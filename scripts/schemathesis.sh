@@ -42,25 +42,19 @@ if [ -z "$binary" ]; then
   binary=target/release/hello-birthday
 fi
 
-work=$(mktemp -d)
+WORK=$(mktemp -d)
+. scripts/lib.sh
 server_pid=
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  # Every background job, including a server that failed to start before its pid was noted.
+  for pid in $server_pid $(jobs -p); do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-"$binary" --listen 127.0.0.1:0 --data-dir "$work/data" --log-format json >"$work/log" 2>&1 &
-server_pid=$!
-addr=
-for _ in $(seq 1 200); do
-  addr=$(sed -n 's/.*"message":"listening".*"addr":"\([^"]*\)".*/\1/p' "$work/log" | head -n1)
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
-  sleep 0.05
-done
-[ -n "$addr" ] || { echo "server did not start" >&2; cat "$work/log" >&2; exit 1; }
+start_server SERVER "$binary" --data-dir "$WORK/data"
+server_pid=$SERVER_PID addr=$SERVER_ADDR log="$WORK/SERVER.log"
 
 echo "==> schemathesis against http://$addr/openapi.yaml (seed $seed, $max_examples examples)"
 status=0
@@ -88,14 +82,14 @@ mkdir -p target/schemathesis
     ${SCHEMATHESIS_ARGS:-}
 ) || status=$?
 
-if grep -q "' panicked at " "$work/log"; then
+if grep -q "' panicked at " "$log"; then
   echo "the server panicked:" >&2
-  grep -A3 "' panicked at " "$work/log" >&2
+  grep -A3 "' panicked at " "$log" >&2
   status=1
 fi
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "the server died during the run" >&2
-  tail -n 20 "$work/log" >&2
+  tail -n 20 "$log" >&2
   status=1
 else
   kill -TERM "$server_pid"
@@ -108,7 +102,7 @@ else
   fi
 fi
 # The server's own access log, independently of schemathesis: no request may have had a 5xx.
-read -r requests server_errors < <("$venv/bin/python" - "$work/log" <<'PY'
+read -r requests server_errors < <("$venv/bin/python" - "$log" <<'PY'
 import json, sys
 statuses = []
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
