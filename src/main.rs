@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use hello_birthday::configuration::{Cli, Command, Settings};
-use hello_birthday::startup::{Application, shutdown_signal};
+use hello_birthday::startup::{ABANDON_BLOCKING_AFTER, Application, ShutdownSignal};
 use hello_birthday::{healthcheck, telemetry};
 
 fn main() -> ExitCode {
@@ -44,7 +44,16 @@ fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
+        // Before anything slow (opening the data dir on EFS): a SIGTERM from then on is a
+        // graceful shutdown, not the default action (death with status 143).
+        let shutdown = match ShutdownSignal::install() {
+            Ok(signal) => signal,
+            Err(e) => {
+                eprintln!("hello-birthday: cannot install the signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let app = match Application::build(settings).await {
             Ok(app) => app,
             Err(e) => {
@@ -52,12 +61,17 @@ fn serve(settings: Settings) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match app.run_until_stopped(shutdown_signal()).await {
+        match app.run_until_stopped(shutdown.received()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "shutdown was not clean");
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Dropping the runtime would wait for every blocking file call still running: one stuck on
+    // a hung EFS mount, or polling a lock held elsewhere, would keep the process alive past the
+    // shutdown timeout (until ECS's SIGKILL). Whatever is left is abandoned instead.
+    runtime.shutdown_timeout(ABANDON_BLOCKING_AFTER);
+    code
 }

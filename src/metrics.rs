@@ -29,6 +29,9 @@ pub struct Metrics {
     pub lock_wait: Histogram,
     /// Writers that gave up after the lock timeout and answered 503.
     pub lock_timeouts: IntCounter,
+    /// Storage operations holding a slot right now (at most `--max-storage-ops`): the
+    /// saturation signal, and what an EFS stall makes climb.
+    pub storage_in_flight: IntGauge,
     /// 1 while the readiness probe passes, 0 otherwise.
     pub ready: IntGauge,
 }
@@ -72,6 +75,11 @@ impl Metrics {
             "Writes that gave up waiting for a lock.",
         )
         .expect("valid metric");
+        let storage_in_flight = IntGauge::new(
+            "storage_operations_in_flight",
+            "Storage operations running now, each holding one of --max-storage-ops slots.",
+        )
+        .expect("valid metric");
         let ready = IntGauge::new("service_ready", "1 when the readiness probe passes.")
             .expect("valid metric");
         let build_info = IntGaugeVec::new(
@@ -90,6 +98,7 @@ impl Metrics {
             Box::new(storage_errors.clone()),
             Box::new(lock_wait.clone()),
             Box::new(lock_timeouts.clone()),
+            Box::new(storage_in_flight.clone()),
             Box::new(ready.clone()),
             Box::new(build_info),
         ] {
@@ -105,6 +114,7 @@ impl Metrics {
             storage_errors,
             lock_wait,
             lock_timeouts,
+            storage_in_flight,
             ready,
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::configuration::Settings;
@@ -89,7 +90,11 @@ impl Application {
                     addr: settings.listen,
                     source,
                 })?;
-        let readiness = Arc::new(Readiness::new(store.clone(), Arc::clone(&metrics)));
+        let readiness = Arc::new(Readiness::new(
+            store.clone(),
+            Arc::clone(&metrics),
+            settings.lock_timeout(),
+        ));
         Ok(Self {
             listener,
             state: AppState {
@@ -180,10 +185,11 @@ async fn sweep_periodically(store: Store, orphan_age: Duration) {
     loop {
         interval.tick().await;
         match store.sweep_orphans(orphan_age).await {
-            Ok(report) if report.removed > 0 || report.in_use > 0 => {
+            Ok(report) if report.removed > 0 || report.in_use > 0 || report.errors > 0 => {
                 tracing::info!(
                     removed = report.removed,
                     in_use = report.in_use,
+                    errors = report.errors,
                     "orphan sweep"
                 );
             }
@@ -193,12 +199,33 @@ async fn sweep_periodically(store: Store, orphan_age: Duration) {
     }
 }
 
-/// Resolves on the first SIGTERM (what ECS sends) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("received SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+/// How long the process waits, after serving has ended, for blocking file-system calls that
+/// are still running before it exits without them.
+pub const ABANDON_BLOCKING_AFTER: Duration = Duration::from_secs(1);
+
+/// SIGTERM (what ECS sends) and SIGINT (Ctrl-C), caught from the moment of [`install`]:
+/// a signal that arrives while the application is still starting is not lost.
+///
+/// [`install`]: ShutdownSignal::install
+pub struct ShutdownSignal {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers now. Needs a running Tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT received since [`ShutdownSignal::install`].
+    pub async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
+            _ = self.interrupt.recv() => tracing::info!("received SIGINT"),
+        }
     }
 }

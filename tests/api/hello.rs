@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, Days, NaiveDate};
 
-use crate::helpers::{Connection, TestServer, on_a_stable_date, snapshot, today};
+use crate::helpers::{Connection, TestServer, hold_every_lock, on_a_stable_date, snapshot, today};
 
 /// A date of birth whose birthday is `days` days from `today`, in a leap year so that
 /// 29 February works too.
@@ -316,19 +316,7 @@ fn a_held_lock_makes_writes_503_with_retry_after_while_reads_go_on() {
         .spawn();
     server.put_date("alice", "1990-01-15");
     // Another process (this test) holds every lock file, as a frozen writer would.
-    let held: Vec<std::fs::File> = (0..64)
-        .map(|stripe| {
-            let file = std::fs::File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(server.data_dir.join(format!("locks/{stripe:02}.lock")))
-                .unwrap();
-            file.lock().unwrap();
-            file
-        })
-        .collect();
+    let held = hold_every_lock(&server.data_dir);
 
     let started = std::time::Instant::now();
     let response = server.put_date("alice", "2000-02-02");

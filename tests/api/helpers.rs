@@ -294,3 +294,21 @@ pub fn record_files(root: &Path) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect()
 }
+
+/// Takes the file lock of every lock stripe under `data_dir`, as a writer frozen in another
+/// process would hold one; dropping the files releases them.
+pub fn hold_every_lock(data_dir: &Path) -> Vec<std::fs::File> {
+    (0..64)
+        .map(|stripe| {
+            let file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(data_dir.join(format!("locks/{stripe:02}.lock")))
+                .unwrap();
+            file.lock().unwrap();
+            file
+        })
+        .collect()
+}

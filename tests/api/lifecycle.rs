@@ -3,7 +3,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use crate::helpers::{Connection, TestServer, base_command};
+use crate::helpers::{Connection, TestServer, base_command, hold_every_lock};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     base_command()
@@ -243,4 +243,48 @@ fn a_request_that_outlives_the_shutdown_timeout_makes_the_exit_non_zero() {
     assert_eq!(server.get("/health/live").status, 200);
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(1));
+}
+
+#[test]
+fn a_write_stuck_on_a_lock_does_not_keep_the_process_alive_after_the_shutdown_timeout() {
+    let mut server = TestServer::builder()
+        .arg("--shutdown-timeout")
+        .arg("1")
+        .arg("--lock-timeout")
+        .arg("60000")
+        .spawn();
+    let _held = hold_every_lock(&server.data_dir);
+    // The write waits for the lock on a blocking thread, for up to the 60 s lock timeout.
+    let mut stuck = Connection::open(server.addr).unwrap();
+    let body = br#"{"dateOfBirth":"1990-01-15"}"#;
+    stuck
+        .send_raw(
+            format!(
+                "PUT /hello/alice HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    stuck.send_raw(body).unwrap();
+    server.wait_until(
+        "the write waits for the lock",
+        Duration::from_secs(10),
+        || {
+            server
+                .get("/metrics")
+                .text()
+                .contains("storage_operations_in_flight 1")
+        },
+    );
+
+    let signalled = std::time::Instant::now();
+    server.signal("TERM");
+    // Shutdown timeout (1 s) plus the grace for blocking calls (1 s), not the lock timeout.
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exited after {:?}",
+        signalled.elapsed()
+    );
 }
