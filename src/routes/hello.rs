@@ -283,7 +283,7 @@ fn storage_problem(error: StorageError) -> Problem {
             StatusCode::SERVICE_UNAVAILABLE,
             "storage-busy",
             "Storage busy",
-            "another write to this user is in progress; retry after the Retry-After delay",
+            "another write holds this user's lock; retry after the Retry-After delay",
         )
         .with_header(header::RETRY_AFTER, "1"),
         StorageError::Busy(_, BusyCause::Slot) => Problem::new(
@@ -299,6 +299,17 @@ fn storage_problem(error: StorageError) -> Problem {
             "Storage unavailable",
             format!(
                 "the storage failed ({}); nothing was changed, retry later",
+                error.kind().replace('_', " ")
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "5"),
+        StorageError::Unconfirmed { .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-unavailable",
+            "Storage unavailable",
+            format!(
+                "the storage failed ({}) while saving; the new date of birth may or may not \
+                 have been saved: repeat the PUT, which is safe to retry",
                 error.kind().replace('_', " ")
             ),
         )

@@ -24,6 +24,7 @@ pub const LOCK_STRIPES: usize = 64;
 const USERS_DIR: &str = "users";
 const LOCKS_DIR: &str = "locks";
 const TEMP_MARKER: &str = ".json.tmp-";
+const PROBE_PREFIX: &str = ".probe-";
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -111,7 +112,12 @@ impl Layout {
     }
 
     pub fn probe_file(&self, instance: &str) -> PathBuf {
-        self.root.join(format!(".probe-{instance}"))
+        self.root.join(format!("{PROBE_PREFIX}{instance}"))
+    }
+
+    /// Whether `file_name` (in the data directory) is a probe file of some instance.
+    pub fn is_probe_file(file_name: &str) -> bool {
+        file_name.starts_with(PROBE_PREFIX)
     }
 }
 

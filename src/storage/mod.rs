@@ -11,8 +11,9 @@
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
 //!   mutex for the same stripe, so they never poll the file lock against each other.
 //! - **The async runtime never blocks on the file system.** All file calls run in
-//!   `spawn_blocking`, at most `max_concurrent_ops` at a time; an EFS stall fills those slots
-//!   and further requests get 503 after the lock timeout instead of piling up.
+//!   `spawn_blocking`; those of requests at most `max_concurrent_ops` at a time (besides them
+//!   only one readiness probe and one orphan sweep ever run). An EFS stall fills the slots and
+//!   further requests get 503 after the lock timeout instead of piling up.
 //! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
 //!   on "not found" after listing the directory (NFS caches negative lookups).
 
@@ -59,9 +60,18 @@ pub enum StorageError {
     /// Could not get a slot or the user's lock before the deadline. The client should retry.
     #[error("timed out after {0:?} waiting for {1}")]
     Busy(Duration, BusyCause),
-    /// A file-system call failed.
+    /// A file-system call failed, before anything was changed.
     #[error("{operation} failed: {source}")]
     Io {
+        operation: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A write failed at or after the rename that replaces the record: the new record may be
+    /// in place (over NFS a rename can succeed and still report an error), and may not be
+    /// durable. Repeating the write is safe.
+    #[error("{operation} failed; the record may have been replaced: {source}")]
+    Unconfirmed {
         operation: &'static str,
         #[source]
         source: io::Error,
@@ -95,12 +105,16 @@ impl StorageError {
         move |source| Self::Io { operation, source }
     }
 
+    fn unconfirmed(operation: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Unconfirmed { operation, source }
+    }
+
     /// A short label for metrics: bounded, no free text.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Busy(_, BusyCause::Lock) => "lock_timeout",
             Self::Busy(_, BusyCause::Slot) => "no_slot",
-            Self::Io { source, .. } => match source.kind() {
+            Self::Io { source, .. } | Self::Unconfirmed { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => "not_found",
                 io::ErrorKind::PermissionDenied => "permission_denied",
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "storage_full",
@@ -195,6 +209,10 @@ impl<F: FileSystem> Store<F> {
             .fs
             .create_dir_all(inner.layout.locks_dir())
             .map_err(StorageError::io("creating the lock directory"))?;
+        inner
+            .fs
+            .sync_dir(inner.layout.root())
+            .map_err(StorageError::io("syncing the data directory"))?;
         inner.probe_blocking()
     }
 
@@ -245,12 +263,18 @@ impl<F: FileSystem> Store<F> {
     }
 
     /// Checks that the data directory can be written and read: the readiness probe.
+    ///
+    /// It takes no storage slot: a saturated instance is busy, not broken, and must not leave
+    /// the load balancer because its probe queued behind requests (under a shared load spike,
+    /// every instance would leave at once). Callers run one probe at a time
+    /// ([`crate::readiness::Readiness`]), so this adds at most one blocking call.
     pub async fn probe(&self) -> Result<(), StorageError> {
         let started = Instant::now();
-        let deadline = started + self.inner.config.lock_timeout;
-        let result = self
-            .run_blocking(deadline, |inner| inner.probe_blocking())
-            .await;
+        let inner = Arc::clone(&self.inner);
+        let result = tokio::task::spawn_blocking(move || inner.probe_blocking())
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))
+            .and_then(|r| r);
         self.inner.finish("probe", started, &result);
         result
     }
@@ -268,11 +292,30 @@ impl<F: FileSystem> Store<F> {
             .expect("the semaphore is never closed");
         let inner = Arc::clone(&self.inner);
         let result = tokio::task::spawn_blocking(move || {
+            // Counted from the blocking thread, so that a request that gives up waiting does
+            // not hide a call that is still running (a stuck EFS call keeps its slot).
+            let _in_flight = InFlight::start(&inner.metrics.storage_in_flight);
             let _permit = permit;
             work(&inner)
         })
         .await;
         result.map_err(|e| StorageError::Task(e.to_string()))?
+    }
+}
+
+/// Holds the in-flight gauge up for as long as it lives, panics included.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -340,7 +383,12 @@ impl<F: FileSystem> Inner<F> {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 match self.fs.revalidate_dir(self.layout.users_dir()) {
-                    Ok(()) => Ok(self.fs.revalidate_dir(dir).is_ok()),
+                    Ok(()) => match self.fs.revalidate_dir(dir) {
+                        Ok(()) => Ok(true),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                        // EIO and the like are failures, not "no such user".
+                        Err(e) => Err(StorageError::io("listing a record directory")(e)),
+                    },
                     Err(e) => Err(StorageError::io("listing the data directory")(e)),
                 }
             }
@@ -363,10 +411,13 @@ impl<F: FileSystem> Inner<F> {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let temp = self.layout.temp_file(paths, &self.instance, sequence);
         let written = match self.fs.write_new_synced(&temp, json) {
-            // The fan-out directory is created on first use.
+            // The fan-out directory is created on first use, and its entry in `users/` made
+            // durable (on a local disk a crash could otherwise lose the directory, and with it
+            // a record already acknowledged).
             Err(e) if e.kind() == io::ErrorKind::NotFound => self
                 .fs
                 .create_dir_all(&paths.dir)
+                .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
                 .and_then(|()| self.fs.write_new_synced(&temp, json)),
             other => other,
         };
@@ -375,7 +426,7 @@ impl<F: FileSystem> Inner<F> {
             .and_then(|()| {
                 self.fs
                     .rename(&temp, &paths.record)
-                    .map_err(StorageError::io("replacing a record"))
+                    .map_err(StorageError::unconfirmed("replacing a record"))
             });
         if let Err(error) = renamed {
             // Leave nothing half-written behind. (After a rename error on NFS the rename may
@@ -389,7 +440,7 @@ impl<F: FileSystem> Inner<F> {
         }
         self.fs
             .sync_dir(&paths.dir)
-            .map_err(StorageError::io("syncing a record directory"))
+            .map_err(StorageError::unconfirmed("syncing a record directory"))
         // `_lock` is released here, after the rename is durable.
     }
 
@@ -418,7 +469,8 @@ impl<F: FileSystem> Inner<F> {
         const CONTENT: &[u8] = b"readiness probe\n";
         let path = self.layout.probe_file(&self.instance);
         // A probe file left by a crash of this same process cannot exist (the id is new per
-        // start), but one left by a timed-out probe of this process can.
+        // start), but one left by an earlier probe that failed between create and remove can.
+        // (Files of crashed processes are removed by the orphan sweep.)
         let _ = self.fs.remove_file(&path);
         if let Err(e) = self.fs.write_new_synced(&path, CONTENT) {
             // A full disk can leave the file created but empty.

@@ -1,4 +1,5 @@
-//! Removal of temp files orphaned by writers that died between creating and renaming them.
+//! Removal of temp files orphaned by writers that died between creating and renaming them,
+//! and of probe files orphaned by instances that died mid-probe.
 
 use std::fs;
 use std::io;
@@ -13,6 +14,8 @@ pub struct SweepReport {
     pub removed: usize,
     /// Old temp files left alone because a writer of that user holds the lock right now.
     pub in_use: usize,
+    /// Entries or directories that could not be listed, checked or removed (each logged).
+    pub errors: usize,
 }
 
 impl Store<StdFs> {
@@ -38,16 +41,35 @@ impl Inner<StdFs> {
     fn sweep_blocking(&self, older_than: Duration) -> Result<SweepReport, StorageError> {
         let mut report = SweepReport::default();
         let now = SystemTime::now();
-        let list = |dir: &std::path::Path| {
-            fs::read_dir(dir).map_err(StorageError::io("listing for the orphan sweep"))
+        let old_enough = |entry: &fs::DirEntry| {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| {
+                    now.duration_since(modified).unwrap_or_default() >= older_than
+                })
         };
-        for fan_out in list(self.layout.users_dir())? {
-            let fan_out = fan_out.map_err(StorageError::io("listing for the orphan sweep"))?;
+        // Only a data directory that cannot be listed at all fails the sweep; anything smaller
+        // is logged and skipped, so one bad entry cannot stop every later sweep at the same place.
+        let fan_outs = fs::read_dir(self.layout.users_dir())
+            .map_err(StorageError::io("listing for the orphan sweep"))?;
+        for fan_out in fan_outs {
+            let Ok(fan_out) = fan_out else {
+                report.errors += 1;
+                continue;
+            };
             if !fan_out.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            for entry in list(&fan_out.path())? {
-                let Ok(entry) = entry else { continue };
+            let entries = match fs::read_dir(fan_out.path()) {
+                Ok(entries) => entries,
+                Err(error) => {
+                    tracing::warn!(%error, "orphan sweep: cannot list a fan-out directory");
+                    report.errors += 1;
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
                 let name = entry.file_name();
                 let Some(key) = name.to_str().and_then(Layout::key_of_temp_file) else {
                     continue;
@@ -55,42 +77,59 @@ impl Inner<StdFs> {
                 let Some(paths) = self.layout.record_for_key(key.to_owned()) else {
                     continue;
                 };
-                let old_enough =
-                    entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|modified| {
-                            now.duration_since(modified).unwrap_or_default() >= older_than
-                        });
-                if !old_enough {
+                if !old_enough(&entry) {
                     continue;
                 }
-                // A writer in this process holds the stripe's async mutex for the whole write...
-                let Ok(_queued) = self.stripes[paths.stripe].try_lock() else {
-                    report.in_use += 1;
-                    continue;
-                };
-                // ...and a writer anywhere holds the stripe's file lock.
-                let lock_file = self
-                    .fs
-                    .open_lock_file(&self.layout.lock_file(paths.stripe))
-                    .map_err(StorageError::io("opening a lock file"))?;
-                if !self
-                    .fs
-                    .try_lock(&lock_file)
-                    .map_err(StorageError::io("taking a record lock"))?
+                match self.lock_is_free(paths.stripe) {
+                    Ok(true) => self.remove_orphan(&entry.path(), &mut report),
+                    Ok(false) => report.in_use += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, "orphan sweep: cannot check a lock");
+                        report.errors += 1;
+                    }
+                }
+            }
+        }
+        // Probe files of instances that died mid-probe (a probe lasts milliseconds).
+        if let Ok(entries) = fs::read_dir(self.layout.root()) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(Layout::is_probe_file)
+                    && old_enough(&entry)
                 {
-                    report.in_use += 1;
-                    continue;
-                }
-                match self.fs.remove_file(&entry.path()) {
-                    Ok(()) => report.removed += 1,
-                    // Another host's sweeper got there first.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io("removing an orphaned temp file")(e)),
+                    self.remove_orphan(&entry.path(), &mut report);
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Whether no writer holds `stripe`'s lock: in this process (the stripe's async mutex is
+    /// held for the whole write) or anywhere (its file lock). Takes and drops both at once.
+    fn lock_is_free(&self, stripe: usize) -> Result<bool, StorageError> {
+        let Ok(_queued) = self.stripes[stripe].try_lock() else {
+            return Ok(false);
+        };
+        let lock_file = self
+            .fs
+            .open_lock_file(&self.layout.lock_file(stripe))
+            .map_err(StorageError::io("opening a lock file"))?;
+        self.fs
+            .try_lock(&lock_file)
+            .map_err(StorageError::io("taking a record lock"))
+    }
+
+    fn remove_orphan(&self, path: &std::path::Path, report: &mut SweepReport) {
+        match self.fs.remove_file(path) {
+            Ok(()) => report.removed += 1,
+            // Another host's sweeper got there first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(%error, "orphan sweep: cannot remove an orphaned file");
+                report.errors += 1;
+            }
+        }
     }
 }

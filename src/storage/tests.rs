@@ -15,9 +15,12 @@ enum Call {
     RevalidateDir,
     WriteNewSynced,
     Rename,
+    SyncDir,
 }
 
 enum Fault {
+    /// No fault this time (to fault a later call of the same kind).
+    Pass,
     Error(io::ErrorKind),
     /// `read` returns these bytes instead of the file's (a torn or foreign read).
     Bytes(&'static [u8]),
@@ -28,6 +31,8 @@ enum Fault {
 struct FaultyFs {
     faults: StdMutex<HashMap<Call, VecDeque<Fault>>>,
     calls: StdMutex<Vec<Call>>,
+    /// The directories passed to `sync_dir`, in order.
+    synced_dirs: StdMutex<Vec<PathBuf>>,
     /// Every read first sleeps this long (a slow or stalled EFS).
     read_delay: StdMutex<Duration>,
 }
@@ -69,7 +74,7 @@ impl FileSystem for FaultyFs {
         match self.next_fault(Call::Read) {
             Some(Fault::Error(kind)) => Err(error(kind)),
             Some(Fault::Bytes(bytes)) => Ok(bytes.to_vec()),
-            None => StdFs.read(path),
+            Some(Fault::Pass) | None => StdFs.read(path),
         }
     }
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
@@ -98,7 +103,11 @@ impl FileSystem for FaultyFs {
         }
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)
+        self.synced_dirs.lock().unwrap().push(dir.to_owned());
+        match self.next_fault(Call::SyncDir) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.sync_dir(dir),
+        }
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdFs.remove_file(path)
@@ -140,6 +149,7 @@ fn faulty() -> Fixture<FaultyFs> {
     let fixture = fixture_with(FaultyFs::default());
     // Count only what the test itself causes, not the startup probe.
     fixture.store.inner.fs.calls.lock().unwrap().clear();
+    fixture.store.inner.fs.synced_dirs.lock().unwrap().clear();
     fixture
 }
 
@@ -391,22 +401,27 @@ async fn a_lock_held_elsewhere_times_out_as_busy_and_other_users_proceed() {
 async fn concurrent_writers_in_one_process_queue_instead_of_timing_out() {
     let f = fixture_with(StdFs);
     let alice = user("alice");
-    let writes: Vec<_> = (1..=40)
-        .map(|day| {
+    // Forty distinct dates, none of which the store could come up with by itself.
+    let dates: Vec<DateOfBirth> = (1..=40)
+        .map(|k| {
+            DateOfBirth::from_stored(
+                NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + chrono::Days::new(k * 3),
+            )
+        })
+        .collect();
+    let writes: Vec<_> = dates
+        .iter()
+        .map(|&date| {
             let store = f.store.clone();
             let alice = alice.clone();
-            tokio::spawn(async move {
-                store
-                    .put(&alice, born(1990, 1, day % 28 + 1), Utc::now())
-                    .await
-            })
+            tokio::spawn(async move { store.put(&alice, date, Utc::now()).await })
         })
         .collect();
     for write in writes {
         write.await.unwrap().unwrap();
     }
     let stored = f.store.get(&alice).await.unwrap().unwrap();
-    assert_eq!(stored.date().format("%Y-%m").to_string(), "1990-01");
+    assert!(dates.contains(&stored), "{stored:?} was never written");
     assert_eq!(f.metrics.lock_timeouts.get(), 0);
     assert_eq!(record_files(f.store.root()).len(), 1);
 }
@@ -428,6 +443,9 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
         .open_lock_file(&layout.lock_file(busy_stripe))
         .unwrap();
     held.lock().unwrap();
+    // And the probe file of an instance that died mid-probe.
+    let dead_probe = layout.probe_file("deadbeef");
+    std::fs::write(&dead_probe, b"readiness probe\n").unwrap();
 
     // Too young: nothing is touched.
     let report = f
@@ -442,11 +460,16 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
     assert_eq!(
         report,
         SweepReport {
-            removed: 1,
-            in_use: 1
+            removed: 2,
+            in_use: 1,
+            errors: 0,
         }
     );
     assert!(!orphan.exists(), "the orphan was not removed");
+    assert!(
+        !dead_probe.exists(),
+        "the dead instance's probe file was not removed"
+    );
     assert!(in_use.exists(), "a temp file under a held lock was removed");
 }
 
@@ -493,6 +516,7 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
     while store.inner.slots.available_permits() > 0 {
         tokio::task::yield_now().await;
     }
+    assert_eq!(store.inner.metrics.storage_in_flight.get(), 2);
     let started = Instant::now();
     let err = store.get(&user("bob")).await.unwrap_err();
     assert!(
@@ -506,4 +530,103 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
     for get in stalled {
         assert_eq!(get.await.unwrap().unwrap(), None);
     }
+    assert_eq!(store.inner.metrics.storage_in_flight.get(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_takes_no_slot_so_a_saturated_instance_stays_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        lock_timeout: Duration::from_millis(200),
+        max_concurrent_ops: 1,
+    };
+    let store = Store::with_fs(StdFs, dir.path(), config, Arc::new(Metrics::new()));
+    store.prepare().unwrap();
+    // Another process holds every lock, so a write holds the only slot while it waits.
+    let held: Vec<File> = (0..LOCK_STRIPES)
+        .map(|stripe| {
+            let file = StdFs
+                .open_lock_file(&store.inner.layout.lock_file(stripe))
+                .unwrap();
+            file.lock().unwrap();
+            file
+        })
+        .collect();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .put(&user("alice"), born(1990, 1, 15), Utc::now())
+                .await
+        })
+    };
+    while store.inner.slots.available_permits() > 0 {
+        tokio::task::yield_now().await;
+    }
+    store.probe().await.unwrap();
+    assert!(matches!(
+        writer.await.unwrap().unwrap_err(),
+        StorageError::Busy(_, BusyCause::Lock)
+    ));
+    drop(held);
+}
+
+#[tokio::test]
+async fn the_first_write_into_a_new_fan_out_directory_makes_the_directory_durable() {
+    let f = faulty();
+    let alice = user("alice");
+    let paths = f.store.inner.layout.record(&alice);
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        *f.store.inner.fs.synced_dirs.lock().unwrap(),
+        [
+            f.store.inner.layout.users_dir().to_owned(),
+            paths.dir.clone()
+        ],
+        "the new directory's entry in users/ and then the rename"
+    );
+    f.store.inner.fs.synced_dirs.lock().unwrap().clear();
+    f.store
+        .put(&alice, born(1990, 1, 16), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(*f.store.inner.fs.synced_dirs.lock().unwrap(), [paths.dir]);
+}
+
+#[tokio::test]
+async fn a_failure_after_the_rename_is_reported_as_unconfirmed_not_as_nothing_changed() {
+    let f = faulty();
+    let alice = user("alice");
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
+    f.store
+        .inner
+        .fs
+        .inject(Call::SyncDir, Fault::Error(io::ErrorKind::Other));
+    let err = f
+        .store
+        .put(&alice, born(2000, 5, 5), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Unconfirmed { .. }), "{err:?}");
+    // The record was in fact replaced: "nothing was changed" would have been false.
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(2000, 5, 5)));
+}
+
+#[tokio::test]
+async fn an_io_error_while_revalidating_is_an_error_not_an_unknown_user() {
+    let f = faulty();
+    // alice's fan-out directory does not exist yet: the read misses, the directory and then
+    // users/ are listed, and the second listing of the directory fails with EIO.
+    let fs = &f.store.inner.fs;
+    fs.inject(Call::RevalidateDir, Fault::Error(io::ErrorKind::NotFound));
+    fs.inject(Call::RevalidateDir, Fault::Pass);
+    fs.inject(Call::RevalidateDir, Fault::Error(io::ErrorKind::Other));
+    let err = f.store.get(&user("alice")).await.unwrap_err();
+    assert_eq!(err.kind(), "io", "{err:?}");
 }
