@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    telemetry::init(settings.log_format);
+    let _log_writer = telemetry::init(settings.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -1,16 +1,33 @@
 //! Logging: human-readable text locally, one JSON object per line in production.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::configuration::LogFormat;
 
+/// Lines that may wait for the writer thread before new ones are dropped (about 20 MB of
+/// access-log lines): seconds of traffic at full speed.
+const BUFFERED_LINES: usize = 64 * 1024;
+
 /// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`).
 /// Logs go to stdout, where container runtimes collect them.
-pub fn init(format: LogFormat) {
+///
+/// Lines are written by a thread of their own: a request never waits for a `write(2)` to
+/// stdout, and a stalled log pipe (a blocked log driver, a reader that stopped) cannot stall
+/// the async workers. If the pipe stays stalled until the buffer is full, further lines are
+/// dropped rather than blocking requests. Keep the returned guard alive until exit: dropping
+/// it flushes what is buffered.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init(format: LogFormat) -> WorkerGuard {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     // `try_init`: a second call (from tests) keeps the first subscriber instead of panicking.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -21,4 +38,5 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
+    guard
 }

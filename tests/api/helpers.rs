@@ -133,7 +133,7 @@ pub fn base_command() -> Command {
     command
 }
 
-fn listening_addr(line: &str) -> Option<SocketAddr> {
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     if value["message"] != "listening" {
         return None;

@@ -3,7 +3,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use crate::helpers::{Connection, TestServer, base_command, hold_every_lock};
+use crate::helpers::{Connection, TestServer, base_command, hold_every_lock, listening_addr};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     base_command()
@@ -287,4 +287,57 @@ fn a_write_stuck_on_a_lock_does_not_keep_the_process_alive_after_the_shutdown_ti
         "exited after {:?}",
         signalled.elapsed()
     );
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Killed on drop, also when an assertion fails (std's `Child` would be left running).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = base_command()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    // Read up to the address, then never again: the pipe (64 KiB) fills with access-log lines,
+    // as it would behind a stalled log driver.
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "exited before listening"
+        );
+        if let Some(addr) = listening_addr(&line) {
+            break addr;
+        }
+    };
+
+    // About 600 KB of access log, ten times what the pipe holds. Were lines written on the
+    // async workers, each would block in write(2) and the requests would stop being answered.
+    let mut connection = Connection::open(addr).unwrap();
+    for _ in 0..3000 {
+        let response = connection.send("GET", "/health/live", &[], None).unwrap();
+        assert_eq!(response.status, 200);
+    }
+    drop(child);
+    drop(stdout);
 }
