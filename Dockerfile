@@ -10,8 +10,11 @@
 # tests/infra.rs reads this file: EXPOSE, ENV, USER, ENTRYPOINT and HEALTHCHECK must agree with
 # the ECS task definition and the EFS access point in terraform/.
 
-# Bookworm (Debian 12) to match the runtime's glibc: distroless cc-debian12. Pin the digest too
-# (Dependabot's docker ecosystem keeps tag and digest current; see .github/dependabot.yml).
+# Bookworm (Debian 12) to match the runtime's glibc: distroless cc-debian12. Both base images
+# are pinned by tag only, not by digest: a tag can be re-pushed, so two builds of one commit may
+# differ. To pin, append `@sha256:<digest>` to each FROM (e.g. from `docker buildx imagetools
+# inspect <image>`); Dependabot's docker ecosystem (.github/dependabot.yml) then proposes tag and
+# digest updates together.
 FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /build
 

@@ -34,7 +34,9 @@ trap cleanup EXIT
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 
-# wrk_phase NAME CONNECTIONS PATH [METHOD]: runs wrk, prints "req/s p50_ms p99_ms non2xx".
+# wrk_phase NAME CONNECTIONS PATH [METHOD]: runs wrk, prints "req/s p50_ms p99_ms non2xx
+# socket_errors", the last being the sum of wrk's "Socket errors: connect N, read N, write N,
+# timeout N" (a line wrk prints only when there were any).
 wrk_phase() {
   local name=$1 connections=$2 path=$3 method=${4:-}
   local out="$WORK/wrk-$name.txt"
@@ -48,7 +50,8 @@ wrk_phase() {
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
     /^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }' "$out"
+    /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) sock += $i }
+    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, sock }' "$out"
 }
 
 echo "==> start to ready (spawn until /health/ready answers 200)"
@@ -63,12 +66,12 @@ echo "==> idle RSS: $(mb "$idle_rss")"
 
 "$LOADGEN" count --target "$SERVER_ADDR" --method PUT --users "$USERS" --requests "$USERS" >/dev/null
 echo "==> seeded $USERS users; wrk -t2 -c$CONNECTIONS for ${SECONDS_PER_PHASE}s per phase"
-read -r put_rps put_p50 put_p99 put_bad <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
-echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad"
-read -r get_rps get_p50 get_p99 get_bad <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
-echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad"
-read -r live_rps live_p50 live_p99 live_bad <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
-echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad"
+read -r put_rps put_p50 put_p99 put_bad put_sock <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
+echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad, socket errors $put_sock"
+read -r get_rps get_p50 get_p99 get_bad get_sock <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
+echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad, socket errors $get_sock"
+read -r live_rps live_p50 live_p99 live_bad live_sock <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
+echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad, socket errors $live_sock"
 
 echo "==> GET at 256 connections, sampling RSS"
 peak_rss=$idle_rss
@@ -79,8 +82,8 @@ while kill -0 "$WRK_PID" 2>/dev/null; do
   sleep 0.2
 done
 wait "$WRK_PID"
-read -r c256_rps c256_p50 c256_p99 c256_bad <"$WORK/get256"
-echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad; peak RSS $(mb "$peak_rss")"
+read -r c256_rps c256_p50 c256_p99 c256_bad c256_sock <"$WORK/get256"
+echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad, socket errors $c256_sock; peak RSS $(mb "$peak_rss")"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
 
 echo "==> file-system calls per request (strace -f, $COUNTED requests, minus a run with none)"
@@ -131,5 +134,11 @@ Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE
 | file-system calls per GET | $get_calls | <= 3 |
 | file-system calls per PUT | $put_calls | |
 EOF
+# Every request must have been answered with a 2xx: a non-2xx answer or a connection that
+# failed (connect, read, write error or timeout) fails the run.
 bad=$(( put_bad + get_bad + live_bad + c256_bad ))
-[ "$bad" -eq 0 ] || { echo "bench: $bad non-2xx responses" >&2; exit 1; }
+sock=$(( put_sock + get_sock + live_sock + c256_sock ))
+[ "$bad" -eq 0 ] && [ "$sock" -eq 0 ] || {
+  echo "bench: $bad non-2xx responses, $sock socket errors (wrk output in each phase above)" >&2
+  exit 1
+}

@@ -10,6 +10,9 @@
 #
 # ESTALE cannot be produced without NFS; the store's unit tests inject it (src/storage/tests.rs).
 # Needs root (mount) and Debian's fiu-utils and curl. Usage: scripts/fault-injection.sh
+#
+#   FAULT_INJECTION_BINARY  test this binary instead of building target/release (CI builds it
+#                           as the unprivileged user first, so that cargo never runs as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +21,15 @@ for tool in fiu-run fiu-ctrl curl sha256sum; do
   command -v "$tool" >/dev/null || { echo "fault-injection: $tool not found (apt-get install fiu-utils curl)" >&2; exit 1; }
 done
 
-echo "==> building the release binary"
-cargo build --release --locked --bin hello-birthday 2>&1 | tail -n 1
-BIN=$PWD/target/release/hello-birthday
+BIN=${FAULT_INJECTION_BINARY:-}
+if [ -z "$BIN" ]; then
+  echo "==> building the release binary"
+  cargo build --release --locked --bin hello-birthday 2>&1 | tail -n 1
+  BIN=$PWD/target/release/hello-birthday
+else
+  echo "==> testing the prebuilt binary $BIN"
+fi
+[ -x "$BIN" ] || { echo "fault-injection: $BIN is not an executable file" >&2; exit 1; }
 
 WORK=$(mktemp -d)
 . scripts/lib.sh

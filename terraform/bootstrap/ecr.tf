@@ -16,31 +16,61 @@ resource "aws_ecr_repository" "app" {
   }
 }
 
+# Every image is tagged with its commit SHA when it is built. After a deploy to an environment
+# has passed its smoke test, deploy-environment.yml adds a second tag, "<env>-<sha>" (e.g.
+# production-3f2a...; a commit SHA has no "-", so never starts with "<env>-"), to the same
+# image. Rules, first match wins, and an image that a higher-priority rule selects by tag can
+# never be expired by a lower-priority one:
+#   1. untagged manifests (failed or superseded pushes) go after a week;
+#   2. per environment: of the images deployed there, the newest deployed_images_to_keep stay,
+#      so what an environment runs now and the revisions it can roll back to never expire,
+#      however many newer images staging has run while production waited for approval. An
+#      image deployed to staging and production carries both tags and is governed by the first
+#      rule that selects it, so the rules go in reverse promotion order (var.environments is
+#      staging, production): production's count decides over anything production ran;
+#   3. every other image: expired once images_to_keep newer images exist.
 resource "aws_ecr_lifecycle_policy" "app" {
   repository = aws_ecr_repository.app.name
   policy = jsonencode({
-    rules = [
-      {
-        rulePriority = 1
-        description  = "Untagged manifests (failed or superseded pushes) go after a week"
-        selection = {
-          tagStatus   = "untagged"
-          countType   = "sinceImagePushed"
-          countUnit   = "days"
-          countNumber = 7
+    rules = concat(
+      [
+        {
+          rulePriority = 1
+          description  = "Untagged manifests (failed or superseded pushes) go after a week"
+          selection = {
+            tagStatus   = "untagged"
+            countType   = "sinceImagePushed"
+            countUnit   = "days"
+            countNumber = 7
+          }
+          action = { type = "expire" }
+        },
+      ],
+      [
+        for i, env in reverse(var.environments) : {
+          rulePriority = 10 + i
+          description  = "Images deployed to ${env}: keep the newest ${var.deployed_images_to_keep}"
+          selection = {
+            tagStatus     = "tagged"
+            tagPrefixList = ["${env}-"]
+            countType     = "imageCountMoreThan"
+            countNumber   = var.deployed_images_to_keep
+          }
+          action = { type = "expire" }
         }
-        action = { type = "expire" }
-      },
-      {
-        rulePriority = 2
-        description  = "Keep the newest ${var.images_to_keep} images: the rollback horizon"
-        selection = {
-          tagStatus   = "any"
-          countType   = "imageCountMoreThan"
-          countNumber = var.images_to_keep
-        }
-        action = { type = "expire" }
-      },
-    ]
+      ],
+      [
+        {
+          rulePriority = 100
+          description  = "Images never deployed: expire behind the newest ${var.images_to_keep}"
+          selection = {
+            tagStatus   = "any"
+            countType   = "imageCountMoreThan"
+            countNumber = var.images_to_keep
+          }
+          action = { type = "expire" }
+        },
+      ],
+    )
   })
 }

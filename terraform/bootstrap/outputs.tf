@@ -24,7 +24,7 @@ output "terraform_plan_role_arn" {
 }
 
 output "terraform_apply_role_arns" {
-  description = "Role of terraform.yml's apply job per environment (environment variable AWS_TERRAFORM_APPLY_ROLE_ARN)."
+  description = "Role that applies Terraform in each environment's deploy job (environment variable AWS_TERRAFORM_APPLY_ROLE_ARN)."
   value       = { for env, role in aws_iam_role.terraform_apply : env => role.arn }
 }
 

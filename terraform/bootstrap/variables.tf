@@ -32,7 +32,7 @@ variable "github_repository" {
 }
 
 variable "environments" {
-  description = "Environments (Terraform roots and GitHub environments of the same names) that get a Terraform apply role."
+  description = "Environments (Terraform roots and GitHub environments of the same names) that get a Terraform apply role, in promotion order."
   type        = list(string)
   default     = ["staging", "production"]
 }
@@ -44,7 +44,18 @@ variable "create_github_oidc_provider" {
 }
 
 variable "images_to_keep" {
-  description = "How many images ECR keeps; older ones expire. Rollbacks can only go back this far."
+  description = "How many images ECR keeps of those never deployed to an environment; older ones expire."
   type        = number
   default     = 100
+}
+
+variable "deployed_images_to_keep" {
+  description = "Per environment, how many of the images deployed there ECR keeps (tag <env>-<sha>): the running one and the rollback horizon."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.deployed_images_to_keep >= 2
+    error_message = "Keep at least the running image and the one before it."
+  }
 }

@@ -1,6 +1,7 @@
 # The production environment: everything in terraform/modules/environment, with this file's
-# variables (terraform.tfvars). Applied by .github/workflows/terraform.yml in the GitHub
-# environment "production".
+# variables (terraform.tfvars). Planned on pull requests by .github/workflows/terraform.yml;
+# applied by the deploy job of the GitHub environment "production" (deploy-environment.yml), just
+# before it rolls out the image of the same commit.
 
 module "app" {
   source = "../modules/environment"

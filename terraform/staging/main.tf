@@ -1,6 +1,7 @@
 # The staging environment: everything in terraform/modules/environment, with this file's
-# variables (terraform.tfvars). Applied by .github/workflows/terraform.yml in the GitHub
-# environment "staging".
+# variables (terraform.tfvars). Planned on pull requests by .github/workflows/terraform.yml;
+# applied by the deploy job of the GitHub environment "staging" (deploy-environment.yml), just
+# before it rolls out the image of the same commit.
 
 module "app" {
   source = "../modules/environment"

@@ -7,8 +7,9 @@
 # main only; reviewers for production) are therefore part of this trust policy.
 #
 # What the deploy needs, and nothing else: read the live task definition, register a new
-# revision (with the family's tags), update and watch this one service, and pass this
-# service's two roles to ECS.
+# revision (with the family's tags), update and watch this one service, pass this service's
+# two roles to ECS, and add the "<environment>-<sha>" tag to the image it deployed, which keeps
+# that image out of the ECR lifecycle policy's expiry (terraform/bootstrap/ecr.tf).
 # Pushing images is the image-push role's job (terraform/bootstrap).
 
 data "aws_region" "current" {}
@@ -90,6 +91,19 @@ data "aws_iam_policy_document" "deploy" {
       "ecs:DescribeServices",
     ]
     resources = [local.service_arn]
+  }
+
+  # Retagging is BatchGetImage (the manifest) then PutImage (the same manifest, a new tag). The
+  # repository's tags are immutable, so no existing tag can be moved; and PutImage cannot add
+  # layers (that needs the layer upload actions, which the role does not have).
+  statement {
+    sid = "TagTheDeployedImage"
+    actions = [
+      "ecr:BatchGetImage",
+      "ecr:DescribeImages",
+      "ecr:PutImage",
+    ]
+    resources = [var.ecr_repository_arn]
   }
 
   statement {

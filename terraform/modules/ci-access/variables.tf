@@ -42,3 +42,8 @@ variable "passable_role_arns" {
   description = "The task and execution roles, which a new task definition revision names and ECS must be passed."
   type        = list(string)
 }
+
+variable "ecr_repository_arn" {
+  description = "The image repository: the role adds the <environment>-<sha> tag to each image it deployed (bootstrap/ecr.tf keeps those)."
+  type        = string
+}

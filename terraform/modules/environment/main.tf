@@ -119,4 +119,5 @@ module "ci_access" {
   service_name             = module.service.service_name
   task_definition_family   = module.service.task_definition_family
   passable_role_arns       = [module.service.task_role_arn, module.service.execution_role_arn]
+  ecr_repository_arn       = data.aws_ecr_repository.app.arn
 }
