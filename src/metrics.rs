@@ -21,6 +21,9 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Request latency from the first filter to the reply, by method and route template.
     pub http_duration: HistogramVec,
+    /// Requests dropped before their answer (the client hung up, or the shutdown timeout cut
+    /// them off), by method and route template. Not in `http_requests_total`: no status was sent.
+    pub http_cancelled: IntCounterVec,
     /// Latency of storage operations (get, put, probe, sweep), including queueing.
     pub storage_duration: HistogramVec,
     /// Failed storage operations, by operation and error kind.
@@ -49,6 +52,14 @@ impl Metrics {
         .expect("valid metric");
         let http_duration = HistogramVec::new(
             latency("http_request_duration_seconds", "HTTP request latency."),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let http_cancelled = IntCounterVec::new(
+            Opts::new(
+                "http_requests_cancelled_total",
+                "HTTP requests dropped before their answer was sent.",
+            ),
             &["method", "route"],
         )
         .expect("valid metric");
@@ -94,6 +105,7 @@ impl Metrics {
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
+            Box::new(http_cancelled.clone()),
             Box::new(storage_duration.clone()),
             Box::new(storage_errors.clone()),
             Box::new(lock_wait.clone()),
@@ -110,6 +122,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            http_cancelled,
             storage_duration,
             storage_errors,
             lock_wait,

@@ -21,21 +21,22 @@ pub fn observed<F>(
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
+    let started = state.clone();
     warp::any()
         .map(Instant::now)
         .and(warp::method())
         .and(warp::path::full())
         .and(client_request_id())
-        .and(routes)
         .map(
-            move |started: Instant,
+            move |started_at: Instant,
                   method: Method,
                   path: FullPath,
-                  client_id: Option<HeaderValue>,
-                  response| {
-                finish(&state, started, &method, &path, client_id, response)
+                  client_id: Option<HeaderValue>| {
+                InFlight::new(started.clone(), started_at, method, path, client_id)
             },
         )
+        .and(routes)
+        .map(|in_flight: InFlight, response| in_flight.finish(response))
 }
 
 /// The client's `X-Request-Id`, if it sent one: just that header, not a clone of all of them.
@@ -46,60 +47,103 @@ fn client_request_id() -> impl Filter<Extract = (Option<HeaderValue>,), Error = 
         .unify()
 }
 
-fn finish(
-    state: &AppState,
+/// A request between its first filter and its answer. Dropped unanswered, it logs and counts
+/// the request as cancelled: the client hung up (or the shutdown timeout cut it off) before
+/// the answer, and those are often the slow requests an operator is looking for.
+struct InFlight {
+    state: AppState,
     started: Instant,
-    method: &Method,
-    path: &FullPath,
-    client_id: Option<HeaderValue>,
-    mut response: Response,
-) -> Response {
-    let elapsed = started.elapsed();
-    let route = route_template(path.as_str());
-    let method_label = method_label(method);
-    let status = response.status().as_u16();
+    method: Method,
+    path: FullPath,
+    request_id: HeaderValue,
+    answered: bool,
+}
 
-    state
-        .metrics
-        .http_requests
-        .with_label_values(&[method_label, route, &status.to_string()])
-        .inc();
-    state
-        .metrics
-        .http_duration
-        .with_label_values(&[method_label, route])
-        .observe(elapsed.as_secs_f64());
+impl InFlight {
+    fn new(
+        state: AppState,
+        started: Instant,
+        method: Method,
+        path: FullPath,
+        client_id: Option<HeaderValue>,
+    ) -> Self {
+        let request_id = client_id
+            .filter(is_acceptable_request_id)
+            .unwrap_or_else(|| {
+                HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
+            });
+        Self {
+            state,
+            started,
+            method,
+            path,
+            request_id,
+            answered: false,
+        }
+    }
 
-    let request_id = client_id
-        .filter(is_acceptable_request_id)
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
-        });
-    let cause = response
-        .extensions()
-        .get::<InternalCause>()
-        .map(|c| c.0.as_str());
-    let request_id_text = request_id.to_str().unwrap_or_default();
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(
-            method = %method, route, path = path.as_str(), status, duration_ms,
-            request_id = request_id_text, error = cause, "request"
-        );
-    } else {
+    fn finish(mut self, mut response: Response) -> Response {
+        self.answered = true;
+        let elapsed = self.started.elapsed();
+        let route = route_template(self.path.as_str());
+        let method_label = method_label(&self.method);
+        let status = response.status().as_u16();
+        let metrics = &self.state.metrics;
+        metrics
+            .http_requests
+            .with_label_values(&[method_label, route, &status.to_string()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[method_label, route])
+            .observe(elapsed.as_secs_f64());
+
+        let cause = response
+            .extensions()
+            .get::<InternalCause>()
+            .map(|c| c.0.as_str());
+        let (method, path) = (&self.method, self.path.as_str());
+        let request_id = self.request_id.to_str().unwrap_or_default();
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::warn!(
+                %method, route, path, status, duration_ms, request_id, error = cause, "request"
+            );
+        } else {
+            tracing::info!(%method, route, path, status, duration_ms, request_id, "request");
+        }
+
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID, self.request_id.clone());
+        if self.state.readiness.is_shutting_down() {
+            // Tell keep-alive clients (and load balancers) to reconnect elsewhere.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let route = route_template(self.path.as_str());
+        self.state
+            .metrics
+            .http_cancelled
+            .with_label_values(&[method_label(&self.method), route])
+            .inc();
         tracing::info!(
-            method = %method, route, path = path.as_str(), status, duration_ms,
-            request_id = request_id_text, "request"
+            method = %self.method,
+            route,
+            path = self.path.as_str(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = self.request_id.to_str().unwrap_or_default(),
+            "request cancelled before its answer"
         );
     }
-
-    let headers = response.headers_mut();
-    headers.insert(REQUEST_ID, request_id);
-    if state.readiness.is_shutting_down() {
-        // Tell keep-alive clients (and load balancers) to reconnect elsewhere.
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// A client-supplied id is echoed only if it is short and plain, so that it cannot forge log

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::TestServer;
+use crate::helpers::{Connection, TestServer, hold_every_lock};
 
 #[test]
 fn liveness_and_readiness_answer_200_with_json() {
@@ -152,4 +152,58 @@ fn a_flood_of_readiness_probes_costs_about_one_storage_probe_per_second() {
         probes <= seconds + 2,
         "{probes} probes for 50 requests in {seconds}s: not cached"
     );
+}
+
+#[test]
+fn a_request_whose_client_hangs_up_is_logged_and_counted_as_cancelled() {
+    let server = TestServer::builder()
+        .arg("--lock-timeout")
+        .arg("10000")
+        .spawn();
+    // The write will wait for a lock that this test holds, until its client is gone.
+    let _held = hold_every_lock(&server.data_dir);
+    let body = br#"{"dateOfBirth":"1990-01-15"}"#;
+    let mut client = Connection::open(server.addr).unwrap();
+    client
+        .send_raw(
+            format!(
+                "PUT /hello/alice HTTP/1.1\r\nHost: t\r\nX-Request-Id: hung-up-1\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    client.send_raw(body).unwrap();
+    server.wait_until(
+        "the write waits for the lock",
+        Duration::from_secs(10),
+        || {
+            server
+                .get("/metrics")
+                .text()
+                .contains("storage_operations_in_flight 1")
+        },
+    );
+
+    drop(client);
+    let is_ours = |line: &serde_json::Value| line["request_id"] == "hung-up-1";
+    server.wait_until(
+        "the cancellation is logged",
+        Duration::from_secs(10),
+        || {
+            server.logs().iter().any(|line| {
+                is_ours(line) && line["message"] == "request cancelled before its answer"
+            })
+        },
+    );
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics
+            .contains(r#"http_requests_cancelled_total{method="PUT",route="/hello/{username}"} 1"#),
+        "{metrics}"
+    );
+    // Logged once, as cancelled: never also as answered.
+    let lines = server.logs().into_iter().filter(is_ours).count();
+    assert_eq!(lines, 1);
 }
