@@ -512,11 +512,15 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
             tokio::spawn(async move { store.get(&user("alice")).await })
         })
         .collect();
-    // Wait (by polling, not guessing) until both slots are taken.
-    while store.inner.slots.available_permits() > 0 {
+    // Wait (by polling, not guessing) until both slots are taken and both calls are running:
+    // the gauge counts from the blocking thread, which starts a moment after the slot is taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.inner.slots.available_permits() > 0
+        || store.inner.metrics.storage_in_flight.get() < 2
+    {
+        assert!(Instant::now() < deadline, "the stalled reads never started");
         tokio::task::yield_now().await;
     }
-    assert_eq!(store.inner.metrics.storage_in_flight.get(), 2);
     let started = Instant::now();
     let err = store.get(&user("bob")).await.unwrap_err();
     assert!(
