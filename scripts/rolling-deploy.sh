@@ -309,7 +309,10 @@ start_instance s4 0 "$WORK/bad-data"
 BAD_PID=${PID_OF[s4]}
 BAD_LOG=${LOG_OF[s4]}
 poll "$HEALTHY_DEADLINE_SECS" grep -q '"message":"listening"' "$BAD_LOG" || fail "the bad version did not start"
-rm -rf "$WORK/bad-data"   # its data directory is gone, as if its mount were: every probe fails
+# Its data directory is gone, as if its mount were: every probe fails. Renamed away in one
+# step (removed with $WORK at exit): `rm -rf` raced with a probe file the instance was
+# creating and failed with "Directory not empty".
+mv "$WORK/bad-data" "$WORK/bad-data.gone"
 # Once it has answered FALL checks with 503 (it answers nothing else from then on) and HAProxy
 # shows it DOWN, no check can pass any more.
 broken_and_down() {
