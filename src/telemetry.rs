@@ -1,5 +1,7 @@
 //! Logging: human-readable text locally, one JSON object per line in production.
 
+use std::io::BufWriter;
+
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
@@ -8,6 +10,9 @@ use crate::configuration::LogFormat;
 /// Lines that may wait for the writer thread before new ones are dropped (about 20 MB of
 /// access-log lines): seconds of traffic at full speed.
 const BUFFERED_LINES: usize = 64 * 1024;
+
+/// Bytes of log lines the writer thread gathers into one `write(2)`.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`).
 /// Logs go to stdout, where container runtimes collect them.
@@ -23,7 +28,9 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .buffered_lines_limit(BUFFERED_LINES)
         .lossy(true)
         .thread_name("log-writer")
-        .finish(std::io::stdout());
+        // Batched: the writer thread writes whatever lines have queued up in one write(2) and
+        // flushes whenever the queue is empty, so a line still appears at once when idle.
+        .finish(BufWriter::with_capacity(WRITE_BUFFER, std::io::stdout()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
