@@ -153,6 +153,17 @@ fn faulty() -> Fixture<FaultyFs> {
     fixture
 }
 
+/// A faulty-fs fixture where alice's date of birth (1990-01-15) is already stored.
+async fn faulty_with_alice() -> (Fixture<FaultyFs>, Username) {
+    let f = faulty();
+    let alice = user("alice");
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
+    (f, alice)
+}
+
 fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
 }
@@ -214,12 +225,7 @@ async fn put_then_get_round_trips_and_unknown_users_are_none() {
 
 #[tokio::test]
 async fn reads_retry_through_stale_handles() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     let fs = &f.store.inner.fs;
     fs.inject(
         Call::Read,
@@ -236,12 +242,7 @@ async fn reads_retry_through_stale_handles() {
 
 #[tokio::test]
 async fn reads_give_up_after_persistent_stale_handles() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     for _ in 0..READ_ATTEMPTS {
         f.store.inner.fs.inject(
             Call::Read,
@@ -261,12 +262,7 @@ async fn reads_give_up_after_persistent_stale_handles() {
 
 #[tokio::test]
 async fn a_cached_negative_lookup_is_retried_after_listing_the_directory() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     // Another host created the record, but our NFS client still remembers "no such file".
     f.store
         .inner
@@ -279,12 +275,7 @@ async fn a_cached_negative_lookup_is_retried_after_listing_the_directory() {
 
 #[tokio::test]
 async fn a_torn_read_is_retried() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     f.store
         .inner
         .fs
@@ -295,12 +286,7 @@ async fn a_torn_read_is_retried() {
 
 #[tokio::test]
 async fn a_record_of_another_user_is_reported_corrupt_not_served() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     f.store.inner.fs.inject(
         Call::Read,
         Fault::Bytes(br#"{"schema":1,"username":"mallory","dateOfBirth":"1990-01-15","updatedAt":"2026-01-01T00:00:00Z"}"#),
@@ -310,12 +296,7 @@ async fn a_record_of_another_user_is_reported_corrupt_not_served() {
 
 #[tokio::test]
 async fn a_failed_write_leaves_the_old_record_and_no_temp_file() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     let before = files_under(f.store.root());
 
     f.store.inner.fs.inject(
@@ -602,12 +583,7 @@ async fn the_first_write_into_a_new_fan_out_directory_makes_the_directory_durabl
 
 #[tokio::test]
 async fn a_failure_after_the_rename_is_reported_as_unconfirmed_not_as_nothing_changed() {
-    let f = faulty();
-    let alice = user("alice");
-    f.store
-        .put(&alice, born(1990, 1, 15), Utc::now())
-        .await
-        .unwrap();
+    let (f, alice) = faulty_with_alice().await;
     f.store
         .inner
         .fs

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Connection, TestServer, hold_every_lock};
+use crate::helpers::{TestServer, hold_every_lock};
 
 #[test]
 fn liveness_and_readiness_answer_200_with_json() {
@@ -162,29 +162,7 @@ fn a_request_whose_client_hangs_up_is_logged_and_counted_as_cancelled() {
         .spawn();
     // The write will wait for a lock that this test holds, until its client is gone.
     let _held = hold_every_lock(&server.data_dir);
-    let body = br#"{"dateOfBirth":"1990-01-15"}"#;
-    let mut client = Connection::open(server.addr).unwrap();
-    client
-        .send_raw(
-            format!(
-                "PUT /hello/alice HTTP/1.1\r\nHost: t\r\nX-Request-Id: hung-up-1\r\n\
-                 Content-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    client.send_raw(body).unwrap();
-    server.wait_until(
-        "the write waits for the lock",
-        Duration::from_secs(10),
-        || {
-            server
-                .get("/metrics")
-                .text()
-                .contains("storage_operations_in_flight 1")
-        },
-    );
+    let client = server.put_that_waits_for_a_lock(&[("X-Request-Id", "hung-up-1")]);
 
     drop(client);
     let is_ours = |line: &serde_json::Value| line["request_id"] == "hung-up-1";

@@ -226,6 +226,27 @@ impl TestServer {
         }
     }
 
+    /// Sends `PUT /hello/alice` (with `headers`) on a new connection and returns once the write
+    /// is running in the store. With every lock held elsewhere ([`hold_every_lock`]) it then
+    /// waits for a lock, up to `--lock-timeout`; the connection still waits for its answer.
+    pub fn put_that_waits_for_a_lock(&self, headers: &[(&str, &str)]) -> Connection {
+        let body = br#"{"dateOfBirth":"1990-01-15"}"#;
+        let mut head = String::from("PUT /hello/alice HTTP/1.1\r\nHost: t\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut connection = Connection::open(self.addr).unwrap();
+        connection.send_raw(head.as_bytes()).unwrap();
+        connection.send_raw(body).unwrap();
+        self.wait_until("the write is running", Duration::from_secs(10), || {
+            self.get("/metrics")
+                .text()
+                .contains("storage_operations_in_flight 1")
+        });
+        connection
+    }
+
     /// Polls `check` until it holds (a readiness poll, never a blind sleep).
     pub fn wait_until(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;

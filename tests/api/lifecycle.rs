@@ -255,28 +255,7 @@ fn a_write_stuck_on_a_lock_does_not_keep_the_process_alive_after_the_shutdown_ti
         .spawn();
     let _held = hold_every_lock(&server.data_dir);
     // The write waits for the lock on a blocking thread, for up to the 60 s lock timeout.
-    let mut stuck = Connection::open(server.addr).unwrap();
-    let body = br#"{"dateOfBirth":"1990-01-15"}"#;
-    stuck
-        .send_raw(
-            format!(
-                "PUT /hello/alice HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    stuck.send_raw(body).unwrap();
-    server.wait_until(
-        "the write waits for the lock",
-        Duration::from_secs(10),
-        || {
-            server
-                .get("/metrics")
-                .text()
-                .contains("storage_operations_in_flight 1")
-        },
-    );
+    let _stuck = server.put_that_waits_for_a_lock(&[]);
 
     let signalled = std::time::Instant::now();
     server.signal("TERM");
