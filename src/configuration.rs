@@ -52,7 +52,7 @@ pub struct Settings {
           value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub lock_timeout_ms: u64,
 
-    /// Most file-system operations in flight at once; more requests wait for a slot.
+    /// Most storage operations of requests in flight at once; more requests wait for a slot.
     #[arg(long, env = "MAX_STORAGE_OPS", default_value_t = 64, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_storage_ops: u32,
