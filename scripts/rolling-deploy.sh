@@ -256,10 +256,7 @@ replace() { # replace OLD NEW MODE DRAIN_DELAY: one step of a rolling deploy. DR
   else
     t0=$(now_ms)
     kill -TERM "${PID_OF[$old]}"
-    until is_down "$old"; do
-      [ $(( $(now_ms) - t0 )) -lt $(( STOP_TIMEOUT_SECS * 1000 )) ] || fail "$old never went DOWN after SIGTERM"
-      sleep 0.02
-    done
+    poll "$STOP_TIMEOUT_SECS" is_down "$old" || fail "$old never went DOWN after SIGTERM"
     t=$(( $(now_ms) - t0 ))
     [ "$t" -lt $(( DRAIN_OF[$old] * 1000 )) ] || echo "    WARNING: HAProxy took $old out after $t ms, after its drain delay of ${DRAIN_OF[$old]} s"
     reap_instance "$old"

@@ -270,11 +270,7 @@ impl<F: FileSystem> Store<F> {
     /// ([`crate::readiness::Readiness`]), so this adds at most one blocking call.
     pub async fn probe(&self) -> Result<(), StorageError> {
         let started = Instant::now();
-        let inner = Arc::clone(&self.inner);
-        let result = tokio::task::spawn_blocking(move || inner.probe_blocking())
-            .await
-            .map_err(|e| StorageError::Task(e.to_string()))
-            .and_then(|r| r);
+        let result = self.on_blocking_pool(|inner| inner.probe_blocking()).await;
         self.inner.finish("probe", started, &result);
         result
     }
@@ -290,16 +286,27 @@ impl<F: FileSystem> Store<F> {
             .await
             .map_err(|_| StorageError::Busy(self.inner.config.lock_timeout, BusyCause::Slot))?
             .expect("the semaphore is never closed");
-        let inner = Arc::clone(&self.inner);
-        let result = tokio::task::spawn_blocking(move || {
+        self.on_blocking_pool(move |inner| {
             // Counted from the blocking thread, so that a request that gives up waiting does
             // not hide a call that is still running (a stuck EFS call keeps its slot).
             let _in_flight = InFlight::start(&inner.metrics.storage_in_flight);
             let _permit = permit;
-            work(&inner)
+            work(inner)
         })
-        .await;
-        result.map_err(|e| StorageError::Task(e.to_string()))?
+        .await
+    }
+
+    /// Runs `work` on Tokio's blocking pool, with no slot: the one hand-off every storage
+    /// operation goes through ([`Store::run_blocking`] takes a slot first).
+    async fn on_blocking_pool<T, W>(&self, work: W) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&Inner<F>) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
     }
 }
 
@@ -446,16 +453,11 @@ impl<F: FileSystem> Inner<F> {
 
     /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`.
     fn lock_stripe(&self, stripe: usize, deadline: Instant) -> Result<F::LockFile, StorageError> {
-        let file = self
-            .fs
-            .open_lock_file(&self.layout.lock_file(stripe))
-            .map_err(StorageError::io("opening a lock file"))?;
+        let file = self.open_stripe_lock(stripe)?;
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
         loop {
-            match self.fs.try_lock(&file) {
-                Ok(true) => return Ok(file),
-                Ok(false) => {}
-                Err(e) => return Err(StorageError::io("taking a record lock")(e)),
+            if self.try_lock(&file)? {
+                return Ok(file);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -463,6 +465,19 @@ impl<F: FileSystem> Inner<F> {
             }
             std::thread::sleep(backoff.next_delay().min(deadline - now));
         }
+    }
+
+    fn open_stripe_lock(&self, stripe: usize) -> Result<F::LockFile, StorageError> {
+        self.fs
+            .open_lock_file(&self.layout.lock_file(stripe))
+            .map_err(StorageError::io("opening a lock file"))
+    }
+
+    /// Tries once to lock `file`; `Ok(false)` if another process holds it.
+    fn try_lock(&self, file: &F::LockFile) -> Result<bool, StorageError> {
+        self.fs
+            .try_lock(file)
+            .map_err(StorageError::io("taking a record lock"))
     }
 
     fn probe_blocking(&self) -> Result<(), StorageError> {

@@ -27,11 +27,9 @@ impl Store<StdFs> {
     /// Lists every fan-out directory, so it runs at startup and periodically, never per request.
     pub async fn sweep_orphans(&self, older_than: Duration) -> Result<SweepReport, StorageError> {
         let started = Instant::now();
-        let inner = std::sync::Arc::clone(&self.inner);
-        let result = tokio::task::spawn_blocking(move || inner.sweep_blocking(older_than))
-            .await
-            .map_err(|e| StorageError::Task(e.to_string()))
-            .and_then(|r| r);
+        let result = self
+            .on_blocking_pool(move |inner| inner.sweep_blocking(older_than))
+            .await;
         self.inner.finish("sweep", started, &result);
         result
     }
@@ -112,13 +110,7 @@ impl Inner<StdFs> {
         let Ok(_queued) = self.stripes[stripe].try_lock() else {
             return Ok(false);
         };
-        let lock_file = self
-            .fs
-            .open_lock_file(&self.layout.lock_file(stripe))
-            .map_err(StorageError::io("opening a lock file"))?;
-        self.fs
-            .try_lock(&lock_file)
-            .map_err(StorageError::io("taking a record lock"))
+        self.try_lock(&self.open_stripe_lock(stripe)?)
     }
 
     fn remove_orphan(&self, path: &std::path::Path, report: &mut SweepReport) {
