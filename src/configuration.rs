@@ -49,8 +49,17 @@ pub struct Settings {
     /// Longest a write waits for its user's lock (and any request for a storage slot) before
     /// answering 503 with Retry-After, in milliseconds.
     #[arg(long = "lock-timeout", env = "LOCK_TIMEOUT_MS", default_value_t = 2000,
-          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=59_000))]
     pub lock_timeout_ms: u64,
+
+    /// Longest a request waits for its storage operation in all (slot, lock and file calls)
+    /// before it is answered 503, in milliseconds. A write still running then is fenced: it
+    /// never replaces the record once this has passed. Keep it below the load balancer's idle
+    /// timeout (ALB: 60 s) and below the NFS lease (the fence relies on a lock held for less
+    /// than the deadline being still held), and at least `--lock-timeout`.
+    #[arg(long = "storage-timeout", env = "STORAGE_TIMEOUT_MS", default_value_t = 5000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=59_000))]
+    pub storage_timeout_ms: u64,
 
     /// Most storage operations of requests in flight at once; more requests wait for a slot.
     #[arg(long, env = "MAX_STORAGE_OPS", default_value_t = 64, value_name = "N",
@@ -96,6 +105,9 @@ impl Settings {
     pub fn lock_timeout(&self) -> Duration {
         Duration::from_millis(self.lock_timeout_ms)
     }
+    pub fn storage_timeout(&self) -> Duration {
+        Duration::from_millis(self.storage_timeout_ms)
+    }
     pub fn drain_delay(&self) -> Duration {
         Duration::from_secs(self.drain_delay_secs)
     }
@@ -126,6 +138,7 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.lock_timeout(), Duration::from_secs(2));
+        assert_eq!(s.storage_timeout(), Duration::from_secs(5));
         assert_eq!(s.drain_delay(), Duration::ZERO);
         assert_eq!(s.shutdown_timeout(), Duration::from_secs(20));
     }
@@ -135,6 +148,8 @@ mod tests {
         for args in [
             ["hello-birthday", "--lock-timeout", "0"],
             ["hello-birthday", "--max-storage-ops", "0"],
+            ["hello-birthday", "--storage-timeout", "60000"],
+            ["hello-birthday", "--lock-timeout", "60000"],
             ["hello-birthday", "--listen", "localhost"],
             ["hello-birthday", "--log-format", "xml"],
         ] {

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub lock_wait: Histogram,
     /// Writers that gave up after the lock timeout and answered 503.
     pub lock_timeouts: IntCounter,
+    /// Writes that did not replace the record although nothing failed, by reason: `deadline`
+    /// (the request's deadline passed before the rename, so the write was fenced off) or
+    /// `superseded` (the record in place was stamped later than this write's arrival).
+    pub writes_fenced: IntCounterVec,
     /// Storage operations holding a slot right now (at most `--max-storage-ops`): the
     /// saturation signal, and what an EFS stall makes climb.
     pub storage_in_flight: IntGauge,
@@ -86,6 +90,18 @@ impl Metrics {
             "Writes that gave up waiting for a lock.",
         )
         .expect("valid metric");
+        let writes_fenced = IntCounterVec::new(
+            Opts::new(
+                "storage_writes_fenced_total",
+                "Writes that did not replace the record: past their deadline, or superseded.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        // Both series from the start, so that alerts on their rate see a zero, not a gap.
+        for reason in ["deadline", "superseded"] {
+            writes_fenced.with_label_values(&[reason]);
+        }
         let storage_in_flight = IntGauge::new(
             "storage_operations_in_flight",
             "Storage operations running now, each holding one of --max-storage-ops slots.",
@@ -110,6 +126,7 @@ impl Metrics {
             Box::new(storage_errors.clone()),
             Box::new(lock_wait.clone()),
             Box::new(lock_timeouts.clone()),
+            Box::new(writes_fenced.clone()),
             Box::new(storage_in_flight.clone()),
             Box::new(ready.clone()),
             Box::new(build_info),
@@ -127,6 +144,7 @@ impl Metrics {
             storage_errors,
             lock_wait,
             lock_timeouts,
+            writes_fenced,
             storage_in_flight,
             ready,
         }

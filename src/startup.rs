@@ -24,6 +24,10 @@ const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Why the service could not start. One line each, naming the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(
+        "--lock-timeout ({lock:?}) must not exceed --storage-timeout ({storage:?}): the lock wait is part of the storage deadline"
+    )]
+    LockTimeoutAboveStorageTimeout { lock: Duration, storage: Duration },
     #[error("data directory {} is not a directory", .0.display())]
     DataDirNotADirectory(PathBuf),
     #[error("data directory {} is not usable: {source}", .path.display())]
@@ -68,6 +72,12 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        if settings.lock_timeout() > settings.storage_timeout() {
+            return Err(StartupError::LockTimeoutAboveStorageTimeout {
+                lock: settings.lock_timeout(),
+                storage: settings.storage_timeout(),
+            });
+        }
         let metrics = Arc::new(Metrics::new());
         let data_dir = settings.data_dir.clone();
         if data_dir.exists() && !data_dir.is_dir() {
@@ -75,6 +85,7 @@ impl Application {
         }
         let config = StoreConfig {
             lock_timeout: settings.lock_timeout(),
+            storage_timeout: settings.storage_timeout(),
             max_concurrent_ops: settings.max_storage_ops as usize,
         };
         let store = Store::open(&data_dir, config, Arc::clone(&metrics)).map_err(|source| {

@@ -303,10 +303,21 @@ fn storage_problem(error: StorageError) -> Problem {
             ),
         )
         .with_header(header::RETRY_AFTER, "5"),
+        StorageError::TimedOut(after) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-timeout",
+            "Storage timeout",
+            format!(
+                "the storage did not answer within {} ms; nothing was changed, and a write \
+                 still under way was stopped before it could take effect: retry later",
+                after.as_millis()
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "5"),
         StorageError::Unconfirmed { .. } => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "storage-unavailable",
-            "Storage unavailable",
+            "write-unconfirmed",
+            "Write unconfirmed",
             format!(
                 "the storage failed ({}) while saving; the new date of birth may or may not \
                  have been saved: repeat the PUT, which is safe to retry",

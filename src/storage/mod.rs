@@ -8,6 +8,13 @@
 //!   one of [`layout::LOCK_STRIPES`] lock files that are never deleted (the record itself
 //!   cannot be locked: rename swaps its inode). The lock is taken with `try_lock` and jittered
 //!   backoff under a deadline, because a blocking lock on NFS may sleep 30 s after release.
+//! - **No write lands after its answer, or after its deadline.** Every request has a deadline
+//!   (`storage_timeout`) and is answered by then even if its file call is still blocked (an NFS
+//!   partition). A [`fence::Fence`] decides whether a writer still running at that moment may
+//!   rename: if it had not reached the rename it never will, and the answer says nothing was
+//!   changed; if it had, the answer says the write may have been saved. A lock holder cut off
+//!   past its NFS lease is caught by the same fence (the deadline is shorter than the lease),
+//!   and as a second line a writer never replaces a record stamped later than its own arrival.
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
 //!   mutex for the same stripe, so they never poll the file lock against each other.
 //! - **The async runtime never blocks on the file system.** All file calls run in
@@ -18,6 +25,7 @@
 //!   on "not found" after listing the directory (NFS caches negative lookups).
 
 mod backoff;
+mod fence;
 mod fs;
 mod layout;
 mod record;
@@ -35,6 +43,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::domain::{DateOfBirth, Username};
 use crate::metrics::Metrics;
 use backoff::Backoff;
+use fence::{Abandoned, Fence};
 pub use fs::{FileSystem, StdFs};
 pub use layout::{LOCK_STRIPES, Layout};
 pub use record::{Record, SCHEMA_VERSION};
@@ -49,6 +58,10 @@ pub struct StoreConfig {
     /// Longest a request waits for a storage slot and its user's lock before giving up with
     /// [`StorageError::Busy`].
     pub lock_timeout: Duration,
+    /// Longest a request waits for its whole storage operation before it is answered
+    /// [`StorageError::TimedOut`] (or [`StorageError::Unconfirmed`] for a write already past
+    /// its fence). At least `lock_timeout`; shorter than the NFS lease.
+    pub storage_timeout: Duration,
     /// Most storage operations in flight at once in this process.
     pub max_concurrent_ops: usize,
 }
@@ -60,6 +73,10 @@ pub enum StorageError {
     /// Could not get a slot or the user's lock before the deadline. The client should retry.
     #[error("timed out after {0:?} waiting for {1}")]
     Busy(Duration, BusyCause),
+    /// The operation did not finish within the storage timeout (a file call is blocked, e.g. by
+    /// an NFS partition). A write was stopped before its rename: nothing was changed, ever.
+    #[error("no answer from the storage within {0:?}")]
+    TimedOut(Duration),
     /// A file-system call failed, before anything was changed.
     #[error("{operation} failed: {source}")]
     Io {
@@ -114,12 +131,14 @@ impl StorageError {
         match self {
             Self::Busy(_, BusyCause::Lock) => "lock_timeout",
             Self::Busy(_, BusyCause::Slot) => "no_slot",
+            Self::TimedOut(_) => "timeout",
             Self::Io { source, .. } | Self::Unconfirmed { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => "not_found",
                 io::ErrorKind::PermissionDenied => "permission_denied",
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "storage_full",
                 io::ErrorKind::ReadOnlyFilesystem => "read_only",
                 io::ErrorKind::StaleNetworkFileHandle => "stale_handle",
+                io::ErrorKind::TimedOut => "timeout",
                 _ => "io",
             },
             Self::Corrupt { .. } => "corrupt",
@@ -219,10 +238,9 @@ impl<F: FileSystem> Store<F> {
     /// The stored date of birth of `username`, or `None` if there is none.
     pub async fn get(&self, username: &Username) -> Result<Option<DateOfBirth>, StorageError> {
         let started = Instant::now();
-        let deadline = started + self.inner.config.lock_timeout;
         let username = username.clone();
         let result = self
-            .run_blocking(deadline, move |inner| inner.get_blocking(&username))
+            .run_blocking(started, move |inner| inner.get_blocking(&username))
             .await;
         self.inner.finish("get", started, &result);
         result.map(|record| record.map(|r| DateOfBirth::from_stored(r.date_of_birth)))
@@ -236,7 +254,6 @@ impl<F: FileSystem> Store<F> {
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let started = Instant::now();
-        let deadline = started + self.inner.config.lock_timeout;
         let paths = self.inner.layout.record(username);
         let record = Record {
             schema: SCHEMA_VERSION,
@@ -245,19 +262,45 @@ impl<F: FileSystem> Store<F> {
             updated_at: now,
         };
 
+        let fence = Arc::new(Fence::new(started + self.inner.config.storage_timeout));
         let result = async {
             // Queue behind this process's other writers of the same stripe first, so that the
             // file lock is only ever contended by other processes.
-            let _queued =
-                tokio::time::timeout_at(deadline.into(), self.inner.stripes[paths.stripe].lock())
-                    .await
-                    .map_err(|_| self.inner.lock_timed_out())?;
-            self.run_blocking(deadline, move |inner| {
-                inner.put_blocking(&paths, &record.to_json(), started, deadline)
+            let lock_deadline = started + self.inner.config.lock_timeout;
+            let _queued = tokio::time::timeout_at(
+                lock_deadline.into(),
+                self.inner.stripes[paths.stripe].lock(),
+            )
+            .await
+            .map_err(|_| self.inner.lock_timed_out())?;
+            let writer_fence = Arc::clone(&fence);
+            self.run_blocking(started, move |inner| {
+                inner.put_blocking(&paths, &record, started, &writer_fence)
             })
             .await
         }
-        .await;
+        .await
+        .map_err(|error| match error {
+            // The deadline fired with the writer still running: the fence says what it did.
+            StorageError::TimedOut(after) => match fence.abandon() {
+                Abandoned::NothingChanged => {
+                    self.inner
+                        .metrics
+                        .writes_fenced
+                        .with_label_values(&["deadline"])
+                        .inc();
+                    StorageError::TimedOut(after)
+                }
+                Abandoned::MayHaveCommitted => StorageError::Unconfirmed {
+                    operation: "replacing a record",
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer from the storage within {after:?}"),
+                    ),
+                },
+            },
+            other => other,
+        });
         self.inner.finish("put", started, &result);
         result
     }
@@ -275,25 +318,34 @@ impl<F: FileSystem> Store<F> {
         result
     }
 
-    /// Runs `work` on the blocking pool once a slot is free, or fails with `Busy` at `deadline`.
-    async fn run_blocking<T, W>(&self, deadline: Instant, work: W) -> Result<T, StorageError>
+    /// Runs `work` on the blocking pool once a slot is free, or fails with `Busy` when none is
+    /// free within the lock timeout, or with `TimedOut` when `work` has not finished within the
+    /// storage timeout (both counted from `started`). `work` keeps running after a timeout, and
+    /// keeps its slot until it returns: a blocked file call is still a call in flight.
+    async fn run_blocking<T, W>(&self, started: Instant, work: W) -> Result<T, StorageError>
     where
         T: Send + 'static,
         W: FnOnce(&Inner<F>) -> Result<T, StorageError> + Send + 'static,
     {
+        let config = &self.inner.config;
         let slots = Arc::clone(&self.inner.slots);
-        let permit = tokio::time::timeout_at(deadline.into(), slots.acquire_owned())
-            .await
-            .map_err(|_| StorageError::Busy(self.inner.config.lock_timeout, BusyCause::Slot))?
-            .expect("the semaphore is never closed");
-        self.on_blocking_pool(move |inner| {
+        let permit = tokio::time::timeout_at(
+            (started + config.lock_timeout).into(),
+            slots.acquire_owned(),
+        )
+        .await
+        .map_err(|_| StorageError::Busy(config.lock_timeout, BusyCause::Slot))?
+        .expect("the semaphore is never closed");
+        let running = self.on_blocking_pool(move |inner| {
             // Counted from the blocking thread, so that a request that gives up waiting does
             // not hide a call that is still running (a stuck EFS call keeps its slot).
             let _in_flight = InFlight::start(&inner.metrics.storage_in_flight);
             let _permit = permit;
             work(inner)
-        })
-        .await
+        });
+        tokio::time::timeout_at((started + config.storage_timeout).into(), running)
+            .await
+            .map_err(|_| StorageError::TimedOut(config.storage_timeout))?
     }
 
     /// Runs `work` on Tokio's blocking pool, with no slot: the one hand-off every storage
@@ -403,21 +455,23 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
+    /// The write under the user's lock: temp file, fence checks, rename, directory fsync.
     fn put_blocking(
         &self,
         paths: &layout::RecordPaths,
-        json: &[u8],
+        record: &Record,
         started: Instant,
-        deadline: Instant,
+        fence: &Fence,
     ) -> Result<(), StorageError> {
-        let _lock = self.lock_stripe(paths.stripe, deadline)?;
+        let _lock = self.lock_stripe(paths.stripe, started + self.config.lock_timeout)?;
         self.metrics
             .lock_wait
             .observe(started.elapsed().as_secs_f64());
 
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let temp = self.layout.temp_file(paths, &self.instance, sequence);
-        let written = match self.fs.write_new_synced(&temp, json) {
+        let json = record.to_json();
+        let written = match self.fs.write_new_synced(&temp, &json) {
             // The fan-out directory is created on first use, and its entry in `users/` made
             // durable (on a local disk a crash could otherwise lose the directory, and with it
             // a record already acknowledged).
@@ -425,17 +479,13 @@ impl<F: FileSystem> Inner<F> {
                 .fs
                 .create_dir_all(&paths.dir)
                 .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
-                .and_then(|()| self.fs.write_new_synced(&temp, json)),
+                .and_then(|()| self.fs.write_new_synced(&temp, &json)),
             other => other,
         };
-        let renamed = written
+        let published = written
             .map_err(StorageError::io("writing a record"))
-            .and_then(|()| {
-                self.fs
-                    .rename(&temp, &paths.record)
-                    .map_err(StorageError::unconfirmed("replacing a record"))
-            });
-        if let Err(error) = renamed {
+            .and_then(|()| self.publish(&temp, paths, record, fence));
+        if !matches!(published, Ok(true)) {
             // Leave nothing half-written behind. (After a rename error on NFS the rename may
             // still have happened; then the temp name is gone and this is a no-op.)
             if let Err(e) = self.fs.remove_file(&temp)
@@ -443,12 +493,70 @@ impl<F: FileSystem> Inner<F> {
             {
                 tracing::warn!(error = %e, "could not remove a temp file; the sweeper will");
             }
-            return Err(error);
+            return published.map(|_| ());
         }
         self.fs
             .sync_dir(&paths.dir)
             .map_err(StorageError::unconfirmed("syncing a record directory"))
         // `_lock` is released here, after the rename is durable.
+    }
+
+    /// Renames the written `temp` over the record, unless a fence says no: `Ok(false)` when a
+    /// later write is already in place (ours is ordered before it, and is done).
+    fn publish(
+        &self,
+        temp: &Path,
+        paths: &layout::RecordPaths,
+        record: &Record,
+        fence: &Fence,
+    ) -> Result<bool, StorageError> {
+        if !self.replaces(paths, record)? {
+            self.metrics
+                .writes_fenced
+                .with_label_values(&["superseded"])
+                .inc();
+            return Ok(false);
+        }
+        // The last moment before the write becomes visible: the request may have given up, or
+        // this writer may have been blocked past its deadline (cut off from NFS, and its lock
+        // lost with its lease). Either way it must not rename.
+        if !fence.pass() {
+            return Err(StorageError::TimedOut(self.config.storage_timeout));
+        }
+        self.fs
+            .rename(temp, &paths.record)
+            .map_err(StorageError::unconfirmed("replacing a record"))?;
+        Ok(true)
+    }
+
+    /// Whether `record` may replace the record in place: not if that one is stamped later
+    /// than `record`'s arrival (a later write already landed: the last writer by arrival wins).
+    /// A missing or unparsable record may be replaced; a failed read fails the write.
+    ///
+    /// The second line of fencing behind [`Fence`], for a lock lost in a way the deadline does
+    /// not catch (say, an NFS server restart whose grace period a client missed). It trusts the
+    /// hosts' clocks to agree to well under the time between two writes of one user.
+    fn replaces(&self, paths: &layout::RecordPaths, record: &Record) -> Result<bool, StorageError> {
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
+        let mut attempts = 1;
+        loop {
+            match self.fs.read(&paths.record) {
+                Ok(bytes) => {
+                    return Ok(serde_json::from_slice::<Record>(&bytes)
+                        .map_or(true, |current| current.updated_at <= record.updated_at));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+                // Replaced under the read by another host: read the new one.
+                Err(e)
+                    if e.kind() == io::ErrorKind::StaleNetworkFileHandle
+                        && attempts < READ_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(backoff.next_delay());
+                }
+                Err(e) => return Err(StorageError::io("reading the record to replace")(e)),
+            }
+        }
     }
 
     /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`.

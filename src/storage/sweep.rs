@@ -35,6 +35,24 @@ impl Store<StdFs> {
     }
 }
 
+/// How long ago `metadata`'s file was last changed, by its ctime.
+///
+/// Not by its mtime: a writer killed while its NFSv4 exclusive create is in flight leaves a file
+/// whose mtime (and atime) still hold the create verifier, a date such as 2038-01-18, because
+/// the SETATTR that sets real times never came. Nothing measured from that mtime is ever old.
+/// The ctime is set by the file server itself on every change and no client can set it. A
+/// ctime in the future (the server's clock ahead of ours) counts as age 0 until we catch up.
+fn age(metadata: &fs::Metadata, now: SystemTime) -> Duration {
+    use std::os::unix::fs::MetadataExt;
+    let changed = Duration::new(
+        u64::try_from(metadata.ctime()).unwrap_or(0),
+        u32::try_from(metadata.ctime_nsec()).unwrap_or(0),
+    );
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(changed)
+}
+
 impl Inner<StdFs> {
     fn sweep_blocking(&self, older_than: Duration) -> Result<SweepReport, StorageError> {
         let mut report = SweepReport::default();
@@ -42,10 +60,7 @@ impl Inner<StdFs> {
         let old_enough = |entry: &fs::DirEntry| {
             entry
                 .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| {
-                    now.duration_since(modified).unwrap_or_default() >= older_than
-                })
+                .is_ok_and(|metadata| age(&metadata, now) >= older_than)
         };
         // Only a data directory that cannot be listed at all fails the sweep; anything smaller
         // is logged and skipped, so one bad entry cannot stop every later sweep at the same place.

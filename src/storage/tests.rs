@@ -33,8 +33,8 @@ struct FaultyFs {
     calls: StdMutex<Vec<Call>>,
     /// The directories passed to `sync_dir`, in order.
     synced_dirs: StdMutex<Vec<PathBuf>>,
-    /// Every read first sleeps this long (a slow or stalled EFS).
-    read_delay: StdMutex<Duration>,
+    /// Calls of a kind first sleep this long (a slow or stalled EFS).
+    delays: StdMutex<HashMap<Call, Duration>>,
 }
 
 impl FaultyFs {
@@ -47,7 +47,15 @@ impl FaultyFs {
             .push_back(fault);
     }
 
+    fn delay(&self, call: Call, delay: Duration) {
+        self.delays.lock().unwrap().insert(call, delay);
+    }
+
     fn next_fault(&self, call: Call) -> Option<Fault> {
+        let delay = self.delays.lock().unwrap().get(&call).copied();
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         self.calls.lock().unwrap().push(call);
         self.faults.lock().unwrap().get_mut(&call)?.pop_front()
     }
@@ -70,7 +78,6 @@ impl FileSystem for FaultyFs {
     type LockFile = File;
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::thread::sleep(*self.read_delay.lock().unwrap());
         match self.next_fault(Call::Read) {
             Some(Fault::Error(kind)) => Err(error(kind)),
             Some(Fault::Bytes(bytes)) => Ok(bytes.to_vec()),
@@ -123,6 +130,7 @@ impl FileSystem for FaultyFs {
 fn config() -> StoreConfig {
     StoreConfig {
         lock_timeout: Duration::from_millis(300),
+        storage_timeout: Duration::from_millis(600),
         max_concurrent_ops: 8,
     }
 }
@@ -161,6 +169,8 @@ async fn faulty_with_alice() -> (Fixture<FaultyFs>, Username) {
         .put(&alice, born(1990, 1, 15), Utc::now())
         .await
         .unwrap();
+    // Count only what the test itself causes, not this setup's write.
+    f.store.inner.fs.calls.lock().unwrap().clear();
     (f, alice)
 }
 
@@ -476,6 +486,7 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         lock_timeout: Duration::from_millis(200),
+        storage_timeout: Duration::from_secs(5),
         max_concurrent_ops: 2,
     };
     let store = Store::with_fs(
@@ -485,7 +496,7 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
         Arc::new(Metrics::new()),
     );
     store.prepare().unwrap();
-    *store.inner.fs.read_delay.lock().unwrap() = Duration::from_secs(1);
+    store.inner.fs.delay(Call::Read, Duration::from_secs(1));
 
     let stalled: Vec<_> = (0..2)
         .map(|_| {
@@ -523,6 +534,7 @@ async fn the_probe_takes_no_slot_so_a_saturated_instance_stays_ready() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         lock_timeout: Duration::from_millis(200),
+        storage_timeout: Duration::from_secs(5),
         max_concurrent_ops: 1,
     };
     let store = Store::with_fs(StdFs, dir.path(), config, Arc::new(Metrics::new()));
@@ -609,4 +621,171 @@ async fn an_io_error_while_revalidating_is_an_error_not_an_unknown_user() {
     fs.inject(Call::RevalidateDir, Fault::Error(io::ErrorKind::Other));
     let err = f.store.get(&user("alice")).await.unwrap_err();
     assert_eq!(err.kind(), "io", "{err:?}");
+}
+
+/// Polls `done` until it holds, failing the test after 10 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames() {
+    let (f, alice) = faulty_with_alice().await;
+    // The read just before the rename blocks for longer than the storage timeout (600 ms), as
+    // a file call does on a host cut off from its NFS server.
+    f.store
+        .inner
+        .fs
+        .delay(Call::Read, Duration::from_millis(1500));
+
+    let started = Instant::now();
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::TimedOut(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "answered after {:?}, not at the deadline",
+        started.elapsed()
+    );
+    // The blocked call keeps its slot until it returns; then the writer meets the fence.
+    assert_eq!(f.metrics.storage_in_flight.get(), 1);
+    eventually("the blocked write finishes", || {
+        f.metrics.storage_in_flight.get() == 0
+    })
+    .await;
+
+    f.store.inner.fs.delay(Call::Read, Duration::ZERO);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_eq!(
+        f.metrics
+            .writes_fenced
+            .with_label_values(&["deadline"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        record_files(f.store.root()).len(),
+        1,
+        "a temp file was left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_that_fires_during_the_rename_says_the_write_may_have_been_saved() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .delay(Call::Rename, Duration::from_millis(1500));
+
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Unconfirmed { .. }), "{err:?}");
+    assert_eq!(err.kind(), "timeout");
+    // And it was: the rename had been let through the fence before the deadline.
+    eventually("the blocked rename finishes", || {
+        f.metrics.storage_in_flight.get() == 0
+    })
+    .await;
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
+}
+
+#[tokio::test]
+async fn a_read_blocked_past_the_deadline_is_answered_503_in_time() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .delay(Call::Read, Duration::from_millis(1500));
+    let started = Instant::now();
+    let err = f.store.get(&alice).await.unwrap_err();
+    assert!(matches!(err, StorageError::TimedOut(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(1200));
+}
+
+#[tokio::test]
+async fn a_write_never_replaces_a_record_stamped_after_its_arrival() {
+    let (f, alice) = faulty_with_alice().await;
+    let arrived = Utc::now();
+    // A write that arrived later has landed first (its host was faster, or this one was cut
+    // off and lost its lock).
+    f.store
+        .put(
+            &alice,
+            born(1992, 3, 3),
+            arrived + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+
+    f.store
+        .put(&alice, born(1991, 2, 2), arrived)
+        .await
+        .unwrap();
+
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
+    assert_eq!(
+        f.metrics
+            .writes_fenced
+            .with_label_values(&["superseded"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        record_files(f.store.root()).len(),
+        1,
+        "a temp file was left"
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_ages_files_by_ctime_not_by_an_mtime_a_client_set() {
+    let f = fixture_with(StdFs);
+    let layout = &f.store.inner.layout;
+    let temp_of = |name: &str, mtime: std::time::SystemTime| {
+        let paths = layout.record(&user(name));
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        let temp = layout.temp_file(&paths, "deadbeef", 1);
+        let file = File::create(&temp).unwrap();
+        file.set_modified(mtime).unwrap();
+        temp
+    };
+    // What a writer killed during its NFSv4 exclusive create leaves: the create verifier as
+    // the mtime, here 2038-01-18.
+    let verifier = temp_of(
+        "alice",
+        std::time::UNIX_EPOCH + Duration::from_secs(2_147_400_000),
+    );
+    let old_enough = Duration::from_millis(50);
+    eventually("the orphan's ctime is old enough", || {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = std::fs::metadata(&verifier).unwrap().ctime();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.saturating_sub(Duration::from_secs(ctime as u64)) > old_enough + Duration::from_secs(1)
+    })
+    .await;
+    // Made just now, whatever its mtime says.
+    let young = temp_of("bob", std::time::UNIX_EPOCH);
+
+    let report = f.store.sweep_orphans(old_enough).await.unwrap();
+
+    assert!(!verifier.exists(), "an orphan with a future mtime was kept");
+    assert!(
+        young.exists(),
+        "a fresh temp file with an old mtime was removed"
+    );
+    assert_eq!(report.removed, 1);
 }

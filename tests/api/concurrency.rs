@@ -190,12 +190,16 @@ fn concurrent_writes_to_one_user_through_three_instances_leave_one_whole_record_
     let a = TestServer::builder()
         .arg("--lock-timeout")
         .arg("10000")
+        .arg("--storage-timeout")
+        .arg("10000")
         .spawn();
     let others: Vec<_> = (0..2)
         .map(|_| {
             TestServer::builder()
                 .data_dir(&a.data_dir)
                 .arg("--lock-timeout")
+                .arg("10000")
+                .arg("--storage-timeout")
                 .arg("10000")
                 .spawn()
         })

@@ -159,6 +159,8 @@ fn a_request_whose_client_hangs_up_is_logged_and_counted_as_cancelled() {
     let server = TestServer::builder()
         .arg("--lock-timeout")
         .arg("10000")
+        .arg("--storage-timeout")
+        .arg("10000")
         .spawn();
     // The write will wait for a lock that this test holds, until its client is gone.
     let _held = hold_every_lock(&server.data_dir);

@@ -1,5 +1,7 @@
 //! The `/hello/<username>` contract.
 
+use std::time::Duration;
+
 use chrono::{Datelike, Days, NaiveDate};
 
 use crate::helpers::{Connection, TestServer, hold_every_lock, on_a_stable_date, snapshot, today};
@@ -340,6 +342,74 @@ fn a_held_lock_makes_writes_503_with_retry_after_while_reads_go_on() {
 
     drop(held);
     assert_eq!(server.put_date("alice", "2000-02-02").status, 204);
+}
+
+#[test]
+fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never_lands() {
+    let server = TestServer::builder()
+        .arg("--lock-timeout")
+        .arg("200")
+        .arg("--storage-timeout")
+        .arg("500")
+        .spawn();
+    server.put_date("alice", "1990-01-15");
+    // A FIFO in the record's place: opening it for reading blocks until a writer comes, as a
+    // file call blocks on a host cut off from its NFS server.
+    let record = crate::helpers::record_files(&server.data_dir).remove(0);
+    std::fs::remove_file(&record).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&record)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    for response in [
+        server.get("/hello/alice"),
+        server.put_date("alice", "2000-02-02"),
+    ] {
+        let problem = response.assert_problem(503);
+        assert_eq!(problem["type"], "tag:hello-birthday,2026:storage-timeout");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was changed"),
+            "{problem}"
+        );
+        assert!(response.header("retry-after").is_some());
+    }
+    // Unblock the readers (the GET's, and the PUT's look at the record it would replace) by
+    // opening the FIFO for writing, without blocking when none is waiting: the write goes on
+    // past its deadline, and must stop at its fence instead of renaming.
+    server.wait_until(
+        "the fenced write is counted",
+        Duration::from_secs(10),
+        || {
+            use std::os::unix::fs::OpenOptionsExt;
+            const O_NONBLOCK: i32 = 0o4000;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(O_NONBLOCK)
+                .open(&record);
+            server
+                .get("/metrics")
+                .text()
+                .contains("storage_writes_fenced_total{reason=\"deadline\"} 1")
+        },
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&record)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the fenced write replaced the record after its request was answered"
+    );
+    let left: Vec<_> = std::fs::read_dir(record.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "a temp file was left: {left:?}");
 }
 
 #[test]

@@ -40,6 +40,8 @@ fn help_documents_every_setting_and_its_variable() {
         "LOG_FORMAT",
         "--lock-timeout",
         "LOCK_TIMEOUT_MS",
+        "--storage-timeout",
+        "STORAGE_TIMEOUT_MS",
         "--drain-delay",
         "DRAIN_DELAY_SECS",
         "--shutdown-timeout",
@@ -61,6 +63,26 @@ fn a_bad_listen_address_exits_at_once_naming_it() {
     assert_fails_with(
         &run(&[], &[("LISTEN_ADDR", "999.1.1.1:80")]),
         "999.1.1.1:80",
+    );
+}
+
+#[test]
+fn a_lock_timeout_longer_than_the_storage_timeout_exits_at_once_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--lock-timeout",
+            "3000",
+            "--storage-timeout",
+            "2000",
+        ],
+        &[("DATA_DIR", dir.path().to_str().unwrap())],
+    );
+    assert_fails_with(
+        &output,
+        "--lock-timeout (3s) must not exceed --storage-timeout (2s)",
     );
 }
 
@@ -251,10 +273,12 @@ fn a_write_stuck_on_a_lock_does_not_keep_the_process_alive_after_the_shutdown_ti
         .arg("--shutdown-timeout")
         .arg("1")
         .arg("--lock-timeout")
-        .arg("60000")
+        .arg("50000")
+        .arg("--storage-timeout")
+        .arg("50000")
         .spawn();
     let _held = hold_every_lock(&server.data_dir);
-    // The write waits for the lock on a blocking thread, for up to the 60 s lock timeout.
+    // The write waits for the lock on a blocking thread, for up to the 50 s lock timeout.
     let _stuck = server.put_that_waits_for_a_lock(&[]);
 
     let signalled = std::time::Instant::now();
