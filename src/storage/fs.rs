@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Every call here is one or a few system calls, and on EFS each is a network round trip.
@@ -10,7 +11,8 @@ pub trait FileSystem: Send + Sync + 'static {
     /// An open lock file; dropping it releases any lock taken on it.
     type LockFile: Send;
 
-    /// Reads a whole small file: open, read, close.
+    /// Reads a whole small file: open, read, close. A file that has been replaced since this
+    /// client looked its name up is reported as ESTALE (`StaleNetworkFileHandle`).
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 
     /// Reads a directory listing, which makes an NFS client revalidate the directory and drop
@@ -55,6 +57,17 @@ impl FileSystem for StdFs {
         // if a read was ever short for another reason, the JSON would not parse and the caller
         // retries.
         let mut file = File::open(path)?;
+        // An NFS client that still has the old name-to-file binding cached (another host has
+        // since renamed a new record over it) opens the old file by its handle, and the server
+        // serves it for as long as anyone holds it open. The OPEN reply refreshed the file's
+        // attributes, so this costs no round trip: a file with no links left is not the record.
+        // ESTALE makes the caller refresh the directory and open again.
+        if file.metadata()?.nlink() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::StaleNetworkFileHandle,
+                "opened a file that another writer has replaced",
+            ));
+        }
         let mut buffer = vec![0; READ_BUFFER];
         let mut filled = 0;
         loop {

@@ -33,8 +33,8 @@ mod sweep;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -168,6 +168,11 @@ struct Inner<F> {
     slots: Arc<Semaphore>,
     /// One async mutex per lock file: writers in this process queue here, in order.
     stripes: Vec<Mutex<()>>,
+    /// Per lock stripe: readers in this process hold it shared while a record is open, a writer
+    /// holds it exclusively for its rename. An NFS client that renames over a file it has open
+    /// itself first "silly-renames" that file away (to `.nfsXXXX`), so for a round trip the
+    /// record would be missing on the server, for every host. Not with this.
+    open_records: Vec<std::sync::RwLock<()>>,
     /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
     /// run as PID 1, so the process id would collide).
     instance: String,
@@ -205,6 +210,7 @@ impl<F: FileSystem> Store<F> {
                 config,
                 slots,
                 stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
                 metrics,
@@ -397,7 +403,8 @@ impl<F: FileSystem> Inner<F> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut last_error = None;
         for _ in 0..READ_ATTEMPTS {
-            match self.fs.read(&paths.record) {
+            let read = self.read_record(&paths);
+            match read {
                 Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
                     Ok(record) if record.username == username.as_str() => return Ok(Some(record)),
                     Ok(record) => {
@@ -427,6 +434,7 @@ impl<F: FileSystem> Inner<F> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => {
                     last_error = Some(StorageError::io("reading a record")(e));
+                    self.refresh_binding(&paths);
                 }
                 Err(e) => return Err(StorageError::io("reading a record")(e)),
             }
@@ -517,6 +525,9 @@ impl<F: FileSystem> Inner<F> {
                 .inc();
             return Ok(false);
         }
+        let _no_reader = self.open_records[paths.stripe]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // The last moment before the write becomes visible: the request may have given up, or
         // this writer may have been blocked past its deadline (cut off from NFS, and its lock
         // lost with its lease). Either way it must not rename.
@@ -527,6 +538,21 @@ impl<F: FileSystem> Inner<F> {
             .rename(temp, &paths.record)
             .map_err(StorageError::unconfirmed("replacing a record"))?;
         Ok(true)
+    }
+
+    /// Reads a record while no writer of this process renames over it (see `open_records`).
+    fn read_record(&self, paths: &layout::RecordPaths) -> io::Result<Vec<u8>> {
+        let _reading = self.open_records[paths.stripe]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.fs.read(&paths.record)
+    }
+
+    /// After ESTALE: lists the record's directory, so that the NFS client drops a cached
+    /// name-to-file binding that another host's rename has made stale, and the next open looks
+    /// the name up on the server. A listing that fails shows again in the next read.
+    fn refresh_binding(&self, paths: &layout::RecordPaths) {
+        let _ = self.fs.revalidate_dir(&paths.dir);
     }
 
     /// Whether `record` may replace the record in place: not if that one is stamped later
@@ -552,6 +578,7 @@ impl<F: FileSystem> Inner<F> {
                         && attempts < READ_ATTEMPTS =>
                 {
                     attempts += 1;
+                    self.refresh_binding(paths);
                     std::thread::sleep(backoff.next_delay());
                 }
                 Err(e) => return Err(StorageError::io("reading the record to replace")(e)),

@@ -12,6 +12,8 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     Read,
+    /// Logged when a read returns (the others are logged when they start).
+    ReadReturned,
     RevalidateDir,
     WriteNewSynced,
     Rename,
@@ -21,6 +23,8 @@ enum Call {
 enum Fault {
     /// No fault this time (to fault a later call of the same kind).
     Pass,
+    /// Sleep this long first (a slow EFS call), then do the real call.
+    Delay(Duration),
     Error(io::ErrorKind),
     /// `read` returns these bytes instead of the file's (a torn or foreign read).
     Bytes(&'static [u8]),
@@ -78,11 +82,17 @@ impl FileSystem for FaultyFs {
     type LockFile = File;
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        match self.next_fault(Call::Read) {
+        let result = match self.next_fault(Call::Read) {
             Some(Fault::Error(kind)) => Err(error(kind)),
             Some(Fault::Bytes(bytes)) => Ok(bytes.to_vec()),
+            Some(Fault::Delay(delay)) => {
+                std::thread::sleep(delay);
+                StdFs.read(path)
+            }
             Some(Fault::Pass) | None => StdFs.read(path),
-        }
+        };
+        self.calls.lock().unwrap().push(Call::ReadReturned);
+        result
     }
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
         match self.next_fault(Call::RevalidateDir) {
@@ -248,6 +258,8 @@ async fn reads_retry_through_stale_handles() {
 
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
     assert_eq!(fs.count(Call::Read), 3);
+    // Each ESTALE refreshed the directory, so that the next open looks the name up afresh.
+    assert_eq!(fs.count(Call::RevalidateDir), 2);
 }
 
 #[tokio::test]
@@ -788,4 +800,51 @@ async fn the_sweeper_ages_files_by_ctime_not_by_an_mtime_a_client_set() {
         "a fresh temp file with an old mtime was removed"
     );
     assert_eq!(report.removed, 1);
+}
+
+#[test]
+fn reading_a_file_that_has_been_replaced_since_it_was_looked_up_is_estale() {
+    // What an NFS client with a stale name-to-file binding opens: the old file, unlinked on
+    // the server but still served. /proc/self/fd reaches an unlinked file here the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("record.json");
+    std::fs::write(&path, b"{}").unwrap();
+    let open = File::open(&path).unwrap();
+    assert_eq!(StdFs.read(&path).unwrap(), b"{}");
+    std::fs::remove_file(&path).unwrap();
+
+    use std::os::fd::AsRawFd;
+    let replaced = PathBuf::from(format!("/proc/self/fd/{}", open.as_raw_fd()));
+    let err = StdFs.read(&replaced).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::StaleNetworkFileHandle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_waits_until_no_read_of_this_process_has_the_record_open() {
+    let (f, alice) = faulty_with_alice().await;
+    let fs = &f.store.inner.fs;
+    // The GET's read is slow; the PUT's own look at the record is not.
+    fs.inject(Call::Read, Fault::Delay(Duration::from_millis(300)));
+    let reader = {
+        let store = f.store.clone();
+        let alice = alice.clone();
+        tokio::spawn(async move { store.get(&alice).await })
+    };
+    eventually("the read has started", || fs.count(Call::Read) == 1).await;
+
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(reader.await.unwrap().unwrap(), Some(born(1990, 1, 15)));
+
+    // On NFS a rename over a file this client has open would first move that file away.
+    // Both reads (the slow GET's and the PUT's own) must have returned before the rename.
+    let calls = fs.calls.lock().unwrap().clone();
+    let rename = calls.iter().position(|c| *c == Call::Rename).unwrap();
+    let returned = calls[..rename]
+        .iter()
+        .filter(|c| **c == Call::ReadReturned)
+        .count();
+    assert_eq!(returned, 2, "renamed while the record was open: {calls:?}");
 }
