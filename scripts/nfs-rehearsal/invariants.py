@@ -1,0 +1,513 @@
+"""The history model of the NFS rehearsal and its invariant checks.
+
+Pure: no I/O, no clock, no threads. rehearsal.py records what it sent and saw (requests with
+monotonic timestamps, the watcher's server-side observations of each record, the temp and
+probe files left after a sweep) and hands it to `check()`, which returns the breaches. The
+same functions are unit-tested in test_invariants.py with hand-made histories.
+
+How dates are made identifiable: a GET only answers "N days to the next birthday", so the
+driver sends, as the k-th PUT of a user, the date 1990-01-01 + k days (k < 365, unique per
+user; 1990 is not a leap year, so the 365 dates are 365 distinct month/days). Given the
+server's UTC date T, N maps back to exactly one k; the driver records T at the GET's start and
+at its end (a GET may straddle midnight), so a GET maps to one or two candidate k.
+
+Timestamps are time.monotonic() values of the driver process, for requests and the watcher
+alike, so they are comparable with each other (and never with wall-clock times).
+
+The invariants (any breach fails the run). A PUT is "definitely failed" if answered 503
+storage-busy / storage-unavailable / storage-timeout, or 4xx; "acknowledged" if answered 204.
+Its effect bound is min(its answer time, its send time + the deadline), or only the latter if
+it got no answer (connection cut by a SIGKILL).
+  1 date-sent: a GET 200's message is well-formed, names the user, and N maps to a k that a PUT
+    of that user sent before the GET ended; every record the watcher saw holds such a date.
+  2 read-after-write: for every PUT p acknowledged before a GET g started, g (200 or 404) answers
+    p's date, or that of a PUT q sent before g ended that is not definitely failed and not
+    known to precede p (q answered before p was sent). A 404 with such a p is stale.
+  3 updatedAt-monotonic: in the watcher's log of a record, updatedAt never decreases (compared
+    to the nanosecond) and a record once present never vanishes.
+  4 no-effect-after-answer: a definitely failed PUT's date never appears in the record (nor in
+    a GET); any other PUT's date, when first seen in the record, was absent at a read that
+    started no later than the PUT's effect bound.
+  5 not-torn: every record read parses as {"schema":1,"username":<the user>,"dateOfBirth":
+    "YYYY-MM-DD","updatedAt":<RFC 3339>}.
+  6 no-orphans: no temp/probe file is left after a sweep that ran at least the orphan age
+    after the driver first saw the file.
+  7 status-and-deadline: PUT answers 204 or a documented 503; GET 200, 404 user-not-found or a
+    documented 503; every answer within the deadline; no timeout; a connection error only while
+    the instance was down on purpose (SIGKILLed/stopped, until ready again).
+  final-state: the record read at the end holds the date of a PUT that is not definitely failed
+    and no older than any acknowledged PUT (same rule as 2); no record only if none was acked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+
+BASE_DATE = dt.date(1990, 1, 1)
+DAYS = 365  # k ranges over 0..364
+
+PROBLEM_PREFIX = "tag:hello-birthday,2026:"
+# The 503 problem types of the contract, and whether each promises "nothing was changed".
+DEFINITE_503 = frozenset({"storage-busy", "storage-unavailable", "storage-timeout"})
+UNCONFIRMED_503 = frozenset({"write-unconfirmed"})
+DOCUMENTED_503 = DEFINITE_503 | UNCONFIRMED_503
+
+# Invariant names, as reported.
+INV_DATE_SENT = "1-date-sent"
+INV_FRESH = "2-read-after-write"
+INV_MONOTONIC = "3-updatedAt-monotonic"
+INV_NO_LATE_EFFECT = "4-no-effect-after-answer"
+INV_NOT_TORN = "5-not-torn"
+INV_NO_ORPHANS = "6-no-orphans"
+INV_STATUS = "7-status-and-deadline"
+INV_FINAL = "final-state"
+INV_HISTORY = "history-malformed"
+
+
+def date_of_k(k: int) -> dt.date:
+    if not 0 <= k < DAYS:
+        raise ValueError(f"k={k} is outside 0..{DAYS - 1}")
+    return BASE_DATE + dt.timedelta(days=k)
+
+
+def k_of_date(date: dt.date | str) -> int | None:
+    """The k of a date the driver sends, or None for any other date."""
+    if isinstance(date, str):
+        try:
+            date = dt.date.fromisoformat(date)
+        except ValueError:
+            return None
+    k = (date - BASE_DATE).days
+    return k if 0 <= k < DAYS else None
+
+
+def days_until_birthday(today: dt.date, birthday: dt.date) -> int:
+    """Days from `today` to the next occurrence of `birthday`'s month/day (0 = today).
+    Only for 1990 dates (never 29 February)."""
+    this_year = birthday.replace(year=today.year)
+    if this_year < today:
+        this_year = birthday.replace(year=today.year + 1)
+    return (this_year - today).days
+
+
+@functools.lru_cache(maxsize=8)
+def _k_by_days(today: dt.date) -> dict[int, int]:
+    table = {}
+    for k in range(DAYS):
+        table[days_until_birthday(today, date_of_k(k))] = k
+    # 365 distinct month/days within the next year: N determines k.
+    assert len(table) == DAYS
+    return table
+
+
+_MESSAGE = re.compile(
+    r"^Hello, (?P<user>.+)! (?:Your birthday is in (?P<n>\d+) day\(s\)|(?P<happy>Happy birthday!))$"
+)
+
+
+def parse_message(message: str) -> tuple[str, int] | None:
+    """(username, N) of a GET 200 message, N = 0 for "Happy birthday!"; None if malformed."""
+    m = _MESSAGE.match(message or "")
+    if not m:
+        return None
+    return m.group("user"), (0 if m.group("happy") else int(m.group("n")))
+
+
+def ks_of_answer(n: int, days: list[str]) -> set[int]:
+    """The k a GET answering N could mean, given the server's UTC dates `days` (the GET's
+    start and end dates: the server took "today" at one instant in between)."""
+    ks = set()
+    for day in days:
+        k = _k_by_days(dt.date.fromisoformat(day)).get(n)
+        if k is not None:
+            ks.add(k)
+    return ks
+
+
+def timestamp_key(value: str) -> tuple[int, int] | None:
+    """A sortable (epoch seconds, nanoseconds) for an RFC 3339 UTC timestamp as the service
+    writes it (chrono: "2026-11-22T10:00:00.123456789Z", 0 to 9 fraction digits), or None.
+    Not datetime.fromisoformat: Python 3.11 keeps at most microseconds."""
+    m = re.fullmatch(
+        r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})", value or ""
+    )
+    if not m:
+        return None
+    day, hh, mm, ss, frac, zone = m.groups()
+    try:
+        when = dt.datetime.fromisoformat(f"{day}T{hh}:{mm}:{ss}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError:
+        return None
+    nanos = int((frac or "").ljust(9, "0"))
+    return int(when.timestamp()), nanos
+
+
+# ---------------------------------------------------------------------------------------------
+# The history
+
+
+@dataclass
+class Request:
+    """One HTTP request the driver sent and what came of it."""
+
+    rid: int
+    host: str  # "h1".."h3" (or "local" for the local-disk baseline)
+    method: str  # "PUT" | "GET"
+    user: str
+    t_send: float  # monotonic, just before the request was written
+    t_end: float  # monotonic, when the answer, the error or the client timeout came
+    outcome: str  # "answer" | "conn-error" (refused/reset/closed) | "timeout" (no answer in time)
+    status: int | None = None
+    problem: str | None = None  # slug of an application/problem+json answer
+    k: int | None = None  # PUT: the day index sent
+    message: str | None = None  # GET 200: the message
+    days: list[str] = field(default_factory=list)  # GET: server UTC dates at start and end
+    scenario: str = ""
+    tag: str = ""  # free text for the report, e.g. "fenced" or "x-loop"
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.method == "PUT" and self.outcome == "answer" and self.status == 204
+
+    @property
+    def definitely_failed(self) -> bool:
+        """An answer that promises nothing was changed."""
+        if self.outcome != "answer" or self.status is None:
+            return False
+        if self.status == 503 and self.problem in DEFINITE_503:
+            return True
+        # A rejected request (4xx) changes nothing on disk (README, "Rules").
+        return 400 <= self.status < 500
+
+
+@dataclass
+class Observation:
+    """A change of one record's file as the watcher read it on the server (the authoritative
+    view). The watcher logs the first read of each user, then every read whose bytes differ
+    from the previous read.
+
+    `t_before` is the start of the last read that still saw the previous state (None for the
+    first read): whatever changed, changed after `t_before`. `t_seen` is the end of the read
+    that saw this state: it was in place by then."""
+
+    user: str
+    t_before: float | None
+    t_seen: float
+    state: str  # "missing" | "ok" | "torn"
+    date_of_birth: str | None = None
+    updated_at: str | None = None
+    detail: str = ""  # "torn": why (and a prefix of the bytes)
+
+
+@dataclass
+class Leftover:
+    """A temp or probe file present after an orphan sweep that ran at `sweep_at`.
+    `first_seen` is when the driver first saw it (the watcher, or this scan)."""
+
+    name: str
+    first_seen: float
+    sweep_at: float
+
+
+@dataclass
+class DownInterval:
+    """An instance was SIGKILLed or stopped on purpose (from `start`) until it was ready again
+    (`end`; None: never restarted). Connection errors inside it are expected."""
+
+    host: str
+    start: float
+    end: float | None
+
+
+@dataclass
+class FinalRecord:
+    """A user's record read on the server at time `t`, after every host settled."""
+
+    user: str
+    t: float
+    date_of_birth: str | None  # None: no record
+
+
+@dataclass
+class Breach:
+    invariant: str
+    what: str
+    rids: list[int] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.what}"
+
+
+@dataclass
+class Limits:
+    deadline: float = 10.0  # storage-timeout (5 s) + 5 s slack: an answer later is a hang
+    orphan_age: float = 10.0
+
+
+def parse_record(raw: bytes, user: str) -> tuple[str, str | None, str | None, str]:
+    """(state, dateOfBirth, updatedAt, detail) of a record's bytes, as the watcher logs them:
+    "ok" only for the documented JSON of this user."""
+    def torn(why: str) -> tuple[str, None, None, str]:
+        return "torn", None, None, f"{why}: {raw[:120]!r}"
+
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return torn(f"not JSON ({e})")
+    if not isinstance(doc, dict):
+        return torn("not an object")
+    if doc.get("schema") != 1:
+        return torn("schema is not 1")
+    if doc.get("username") != user:
+        return torn(f"username {doc.get('username')!r} is not {user!r}")
+    dob, updated = doc.get("dateOfBirth"), doc.get("updatedAt")
+    if not isinstance(dob, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", dob):
+        return torn("dateOfBirth is not YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(dob)
+    except ValueError:
+        return torn("dateOfBirth is not a calendar date")
+    if not isinstance(updated, str) or timestamp_key(updated) is None:
+        return torn("updatedAt is not an RFC 3339 UTC timestamp")
+    return "ok", dob, updated, ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+
+
+def effect_bound(p: Request, limits: Limits) -> float:
+    """The latest time at which PUT p may take effect: its answer (any answer: a 204, an
+    error, a write-unconfirmed), and in any case its deadline. A PUT cut off by a SIGKILL of
+    its instance ("conn-error") or never answered has only the deadline."""
+    deadline = p.t_send + limits.deadline
+    if p.outcome == "answer":
+        return min(p.t_end, deadline)
+    return deadline
+
+
+def could_follow(q: Request, p: Request) -> bool:
+    """Whether PUT q may have taken effect after acknowledged PUT p did: q may have changed
+    something, and q is not known to precede p (q answered before p was sent)."""
+    if q.definitely_failed:
+        return False
+    return not (q.outcome == "answer" and q.t_end < p.t_send)
+
+
+def _fresh_enough(q: Request | None, acked_before: list[Request]) -> Request | None:
+    """The acknowledged PUT that a read of q's date (None: of no record) is staler than."""
+    for p in acked_before:
+        if q is None or (q is not p and not could_follow(q, p)):
+            return p
+    return None
+
+
+def check(
+    requests: list[Request],
+    observations: list[Observation] = (),
+    leftovers: list[Leftover] = (),
+    down: list[DownInterval] = (),
+    finals: list[FinalRecord] = (),
+    limits: Limits | None = None,
+) -> list[Breach]:
+    """Every breach of the invariants in this history (empty: the run holds)."""
+    limits = limits or Limits()
+    breaches: list[Breach] = []
+    puts_by_user: dict[str, dict[int, Request]] = {}
+    for r in requests:
+        if r.method == "PUT":
+            if r.k is None:
+                breaches.append(Breach(INV_HISTORY, f"PUT #{r.rid} has no k", [r.rid]))
+                continue
+            seen = puts_by_user.setdefault(r.user, {})
+            if r.k in seen:
+                breaches.append(
+                    Breach(INV_HISTORY, f"user {r.user}: k={r.k} sent twice (#{seen[r.k].rid}, #{r.rid})", [r.rid])
+                )
+                continue
+            seen[r.k] = r
+    acked_by_user: dict[str, list[Request]] = {}
+    for r in requests:
+        if r.acknowledged:
+            acked_by_user.setdefault(r.user, []).append(r)
+
+    breaches += _check_status(requests, down, limits)
+    breaches += _check_reads(requests, puts_by_user, acked_by_user)
+    breaches += _check_observations(observations, puts_by_user, limits)
+    breaches += _check_leftovers(leftovers, limits)
+    breaches += _check_finals(finals, puts_by_user, acked_by_user)
+    return breaches
+
+
+def _in_down_interval(r: Request, down: list[DownInterval]) -> bool:
+    for d in down:
+        if d.host != r.host:
+            continue
+        end = d.end if d.end is not None else float("inf")
+        # The request's life [t_send, t_end] overlaps the interval.
+        if r.t_send <= end and r.t_end >= d.start:
+            return True
+    return False
+
+
+def _check_status(requests: list[Request], down: list[DownInterval], limits: Limits) -> list[Breach]:
+    """Invariant 7: only documented answers, all within the deadline."""
+    out = []
+    for r in requests:
+        label = f"{r.method} {r.user} via {r.host} #{r.rid}"
+        if r.outcome == "timeout":
+            out.append(Breach(INV_STATUS, f"{label}: no answer within {r.t_end - r.t_send:.1f} s (hang)", [r.rid]))
+            continue
+        if r.outcome == "conn-error":
+            if not _in_down_interval(r, down):
+                out.append(Breach(INV_STATUS, f"{label}: connection failed while the instance was meant to be up", [r.rid]))
+            continue
+        if r.outcome != "answer":
+            out.append(Breach(INV_HISTORY, f"{label}: unknown outcome {r.outcome!r}", [r.rid]))
+            continue
+        took = r.t_end - r.t_send
+        if took > limits.deadline:
+            out.append(Breach(INV_STATUS, f"{label}: answered {r.status} after {took:.2f} s > {limits.deadline:.0f} s", [r.rid]))
+        s = r.status
+        expected = (r.method == "PUT" and s == 204) or (r.method == "GET" and s == 200)
+        expected = expected or (r.method == "GET" and s == 404 and r.problem == "user-not-found")
+        expected = expected or (s == 503 and r.problem in DOCUMENTED_503)
+        if not expected:
+            out.append(Breach(INV_STATUS, f"{label}: unexpected {s} {r.problem or ''}".rstrip(), [r.rid]))
+    return out
+
+
+def _check_reads(
+    requests: list[Request],
+    puts_by_user: dict[str, dict[int, Request]],
+    acked_by_user: dict[str, list[Request]],
+) -> list[Breach]:
+    """Invariants 1 and 2 (and 4 as far as a GET can see it)."""
+    out = []
+    for g in requests:
+        if g.method != "GET" or g.outcome != "answer" or g.status not in (200, 404):
+            continue
+        label = f"GET {g.user} via {g.host} #{g.rid}"
+        # Acknowledged before the GET started: the GET must see it or something later.
+        acked_before = [p for p in acked_by_user.get(g.user, []) if p.t_end < g.t_send]
+        if g.status == 404:
+            if g.problem != "user-not-found":
+                continue  # a route 404: invariant 7's business
+            stale = _fresh_enough(None, acked_before)
+            if stale:
+                out.append(Breach(INV_FRESH, f"{label}: 404 although PUT #{stale.rid} (k={stale.k}) was acknowledged before it", [g.rid, stale.rid]))
+            continue
+        parsed = parse_message(g.message or "")
+        if parsed is None or parsed[0] != g.user:
+            out.append(Breach(INV_DATE_SENT, f"{label}: malformed message {g.message!r}", [g.rid]))
+            continue
+        ks = ks_of_answer(parsed[1], g.days)
+        puts = puts_by_user.get(g.user, {})
+        # Invariant 1: the date is one that a PUT of this user sent before the GET ended.
+        sent = [puts[k] for k in sorted(ks) if k in puts and puts[k].t_send < g.t_end]
+        if not sent:
+            out.append(Breach(INV_DATE_SENT, f"{label}: N={parsed[1]} (k in {sorted(ks)}) matches no PUT sent before it ended", [g.rid]))
+            continue
+        possible = [q for q in sent if not q.definitely_failed]
+        if not possible:
+            q = sent[0]
+            out.append(Breach(INV_NO_LATE_EFFECT, f"{label}: answered the date of PUT #{q.rid} (k={q.k}), which was answered {q.status} {q.problem} (nothing changed)", [g.rid, q.rid]))
+            continue
+        # Invariant 2: no stale read.
+        stale = [(q, _fresh_enough(q, acked_before)) for q in possible]
+        if all(p is not None for _, p in stale):
+            q, p = stale[0]
+            out.append(Breach(INV_FRESH, f"{label}: stale: answered PUT #{q.rid} (k={q.k}) but PUT #{p.rid} (k={p.k}) was acknowledged before the GET, after #{q.rid} was answered", [g.rid, q.rid, p.rid]))
+    return out
+
+
+def _check_observations(
+    observations: list[Observation], puts_by_user: dict[str, dict[int, Request]], limits: Limits
+) -> list[Breach]:
+    """Invariants 3, 4 and 5 on the watcher's log."""
+    out = []
+    by_user: dict[str, list[Observation]] = {}
+    for o in observations:
+        by_user.setdefault(o.user, []).append(o)
+    for user, log in by_user.items():
+        log.sort(key=lambda o: o.t_seen)
+        last_key, last_at = None, None
+        was_present = False
+        first_seen_k: dict[int, Observation] = {}
+        for o in log:
+            if o.state == "torn":
+                out.append(Breach(INV_NOT_TORN, f"record of {user} torn at t={o.t_seen:.3f}: {o.detail}"))
+                continue
+            if o.state == "missing":
+                if was_present:
+                    out.append(Breach(INV_MONOTONIC, f"record of {user} vanished at t={o.t_seen:.3f}"))
+                continue
+            was_present = True
+            key = timestamp_key(o.updated_at or "")
+            if key is None:  # parse_record never logs this as "ok"; a hand-made history might
+                out.append(Breach(INV_NOT_TORN, f"record of {user}: bad updatedAt {o.updated_at!r}"))
+                continue
+            if last_key is not None and key < last_key:
+                out.append(Breach(INV_MONOTONIC, f"record of {user}: updatedAt went back from {last_at} to {o.updated_at} at t={o.t_seen:.3f}"))
+            last_key, last_at = key, o.updated_at
+            k = k_of_date(o.date_of_birth or "")
+            if k is None or k not in puts_by_user.get(user, {}):
+                out.append(Breach(INV_DATE_SENT, f"record of {user} holds {o.date_of_birth}, which no PUT sent"))
+                continue
+            first_seen_k.setdefault(k, o)
+        for k, o in first_seen_k.items():
+            p = puts_by_user[user][k]
+            if p.t_send > o.t_seen:
+                out.append(Breach(INV_DATE_SENT, f"record of {user} held k={k} at t={o.t_seen:.3f}, before PUT #{p.rid} sent it", [p.rid]))
+            elif p.definitely_failed:
+                out.append(Breach(INV_NO_LATE_EFFECT, f"record of {user} holds k={k} of PUT #{p.rid} via {p.host}, answered {p.status} {p.problem} (nothing changed)", [p.rid]))
+            elif o.t_before is not None and o.t_before > effect_bound(p, limits):
+                late = o.t_before - effect_bound(p, limits)
+                out.append(Breach(INV_NO_LATE_EFFECT, f"record of {user}: PUT #{p.rid} via {p.host} ({p.outcome} {p.status or ''} {p.problem or ''}) took effect after its answer/deadline: still absent {late:.3f} s after it", [p.rid]))
+    return out
+
+
+def _check_leftovers(leftovers: list[Leftover], limits: Limits) -> list[Breach]:
+    """Invariant 6: a sweep removes every temp/probe file that was already older than the
+    orphan age when it ran (age as the driver saw it, not the file's mtime)."""
+    return [
+        Breach(INV_NO_ORPHANS, f"{f.name} left after the sweep at t={f.sweep_at:.1f}, seen since t={f.first_seen:.1f} ({f.sweep_at - f.first_seen:.1f} s before the sweep)")
+        for f in leftovers
+        if f.sweep_at - f.first_seen >= limits.orphan_age
+    ]
+
+
+def _check_finals(
+    finals: list[FinalRecord],
+    puts_by_user: dict[str, dict[int, Request]],
+    acked_by_user: dict[str, list[Request]],
+) -> list[Breach]:
+    """The final record holds the last acknowledged PUT's date or a later possible one."""
+    out = []
+    for f in finals:
+        acked = [p for p in acked_by_user.get(f.user, []) if p.t_end < f.t]
+        if f.date_of_birth is None:
+            if acked:
+                out.append(Breach(INV_FINAL, f"{f.user}: no record, but {len(acked)} PUTs were acknowledged", [acked[-1].rid]))
+            continue
+        k = k_of_date(f.date_of_birth)
+        q = puts_by_user.get(f.user, {}).get(k) if k is not None else None
+        if q is None:
+            out.append(Breach(INV_FINAL, f"{f.user}: final record holds {f.date_of_birth}, which no PUT sent"))
+            continue
+        if q.definitely_failed:
+            out.append(Breach(INV_FINAL, f"{f.user}: final record holds PUT #{q.rid}, answered {q.status} {q.problem} (nothing changed)", [q.rid]))
+            continue
+        p = _fresh_enough(q, acked)
+        if p is not None:
+            out.append(Breach(INV_FINAL, f"{f.user}: final record holds PUT #{q.rid} (k={q.k}), older than acknowledged PUT #{p.rid} (k={p.k})", [q.rid, p.rid]))
+    return out
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# NFS rehearsal: the release binary on three client hosts that share one real NFSv4.1 export, as
+# the ECS tasks share EFS, driven through partitions, kills and contention by rehearsal.py. The
+# host kernel has no NFS, so it all runs in a qemu guest (Debian bookworm's stock kernel, built
+# by build-guest.sh): the guest's nfsd is the server, three network namespaces are the hosts.
+# See guest-init.sh for the guest's setup.
+#
+# Usage: scripts/nfs-rehearsal/run.sh [--smoke]
+#   --smoke  instead of rehearsal.py, a short check of the plumbing: one instance per host,
+#            a PUT through host 1 read back through hosts 2 and 3.
+# Environment:
+#   NFS_REHEARSAL_TIMEOUT  seconds the VM may run, boot included (default 900); then it is killed.
+#   NFS_REHEARSAL_BIN      use this binary instead of `cargo build --release --locked`'s.
+#   NFS_REHEARSAL_ROOTFS   see build-guest.sh (a ready rootfs instead of debootstrap).
+# Results stay in target/nfs-rehearsal/last-run/ (console.log, out/). Exits with the guest
+# driver's exit code; 1 if the guest wrote none, 124 if the VM ran out of time.
+# Needs: qemu-system-x86, e2fsprogs, debootstrap (unless the guest is cached), cargo; run as root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MODE=rehearsal
+case "${1:-}" in
+  "") ;;
+  --smoke) MODE=smoke ;;
+  *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+TIMEOUT=${NFS_REHEARSAL_TIMEOUT:-900}
+
+for tool in qemu-system-x86_64:qemu-system-x86 mkfs.ext4:e2fsprogs; do
+  command -v "${tool%%:*}" >/dev/null \
+    || { echo "nfs-rehearsal: ${tool%%:*} not found (apt-get install ${tool#*:})" >&2; exit 1; }
+done
+if [ "$MODE" = rehearsal ] && [ ! -f scripts/nfs-rehearsal/rehearsal.py ]; then
+  echo "nfs-rehearsal: scripts/nfs-rehearsal/rehearsal.py is missing" >&2; exit 1
+fi
+
+# One run at a time: they share the guest cache and last-run/.
+mkdir -p target/nfs-rehearsal
+exec 9>target/nfs-rehearsal/.lock
+flock -n 9 || { echo "nfs-rehearsal: another run holds target/nfs-rehearsal/.lock" >&2; exit 1; }
+
+t0=$(date +%s)
+if [ -n "${NFS_REHEARSAL_BIN:-}" ]; then
+  BIN=$NFS_REHEARSAL_BIN
+else
+  echo "==> building the release binary"
+  # Only the last line when it builds, all of it when it does not.
+  if ! out=$(cargo build --release --locked --bin hello-birthday 2>&1); then
+    echo "$out" >&2; exit 1
+  fi
+  echo "${out##*$'\n'}"
+  BIN=target/release/hello-birthday
+fi
+t1=$(date +%s)
+echo "==> building the guest (cached under target/nfs-rehearsal/)"
+GUEST=$(scripts/nfs-rehearsal/build-guest.sh)
+t2=$(date +%s)
+
+# The share the guest mounts at /share: the binary, this folder, and out/ for the results.
+# The guest's bookworm glibc is what the binary is built against here, so it runs unchanged.
+RUN=target/nfs-rehearsal/last-run
+SHARE=$RUN/share
+rm -rf "$RUN"
+mkdir -p "$SHARE/bin" "$SHARE/rehearsal" "$SHARE/out"
+cp "$BIN" "$SHARE/bin/hello-birthday"
+cp -a scripts/nfs-rehearsal/. "$SHARE/rehearsal/"
+# The guest keeps 30 s for its power-off and our margin; its deadline counts its uptime.
+printf 'MODE=%s\nGUEST_DEADLINE=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" >"$SHARE/guest.env"
+CONSOLE=$RUN/console.log
+
+QEMU_PID=
+cleanup() {
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+    kill -9 "$QEMU_PID" 2>/dev/null || true
+    wait "$QEMU_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+# A SIGTERM or SIGINT (CI cancelling, ^C) leaves through the EXIT trap too, explicitly.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+echo "==> booting the guest ($MODE, at most $TIMEOUT s; console also in $CONSOLE)"
+# -accel tcg: /dev/kvm on these machines (kvm-pvm) cannot boot a stock kernel; TCG can.
+# -nic none: the guest's namespaces and veths are its only network.
+# snapshot=on: the guest's writes go to a throwaway overlay, so every run starts from the same
+#   cached image (and the cache stays clean).
+# The kernel's root is the ext4 image on virtio-blk (Debian's initramfs cannot mount a 9p root);
+#   its init is build-guest.sh's stub, which mounts the share and runs guest-init.sh from it.
+qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none \
+  -drive "file=$GUEST/rootfs.ext4,format=raw,if=virtio,snapshot=on" \
+  -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
+  -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" \
+  -append "root=/dev/vda rootfstype=ext4 rw console=ttyS0 panic=-1 quiet init=/sbin/rehearsal-init" \
+  </dev/null > >(tee "$CONSOLE") 2>&1 &
+QEMU_PID=$!
+t3=$(date +%s)
+
+# is_running PID: alive and not a zombie waiting for us to reap it.
+is_running() {
+  local stat state
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r state _ <<<"${stat##*) }"
+  [ "$state" != Z ]
+}
+timed_out=
+while is_running "$QEMU_PID"; do
+  if [ "$(( $(date +%s) - t3 ))" -ge "$TIMEOUT" ]; then timed_out=1; break; fi
+  sleep 1
+done
+cleanup
+QEMU_PID=
+t4=$(date +%s)
+sleep 0.2   # let tee write the console's last lines before ours
+
+echo
+echo "==> timings: binary $(( t1 - t0 )) s, guest build $(( t2 - t1 )) s, VM $(( t4 - t3 )) s, total $(( t4 - t0 )) s"
+[ -f "$SHARE/out/timings.txt" ] && sed 's/^/    guest: /' "$SHARE/out/timings.txt"
+if [ -f "$SHARE/out/report.txt" ]; then
+  echo "==> report ($SHARE/out/report.txt)"
+  cat "$SHARE/out/report.txt"
+fi
+if [ -n "$timed_out" ]; then
+  echo "FAIL: the VM did not power off within $TIMEOUT s (NFS_REHEARSAL_TIMEOUT); killed" >&2
+  exit 124
+fi
+if [ ! -s "$SHARE/out/exit-code" ]; then
+  echo "FAIL: the guest wrote no exit code (see $CONSOLE)" >&2
+  exit 1
+fi
+code=$(cat "$SHARE/out/exit-code")
+echo "==> guest exit code $code (results in $SHARE/out/)"
+exit "$code"
