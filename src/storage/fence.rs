@@ -51,7 +51,7 @@ impl Fence {
     /// The writer, right before its rename: `true` to go ahead, `false` if the request has
     /// given up (or its deadline has passed), in which case the write must not take effect.
     pub fn pass(&self) -> bool {
-        let to = if Instant::now() >= self.deadline {
+        let to = if self.expired() {
             ABANDONED
         } else {
             COMMITTING
@@ -60,6 +60,11 @@ impl Fence {
             .compare_exchange(OPEN, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
             && to == COMMITTING
+    }
+
+    /// Whether the deadline has passed (by this clock; the request may not have noticed yet).
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
     }
 
     /// The request, when its deadline fires: closes the fence if the writer has not passed it.

@@ -8,15 +8,18 @@
 //!   one of [`layout::LOCK_STRIPES`] lock files that are never deleted (the record itself
 //!   cannot be locked: rename swaps its inode). The lock is taken with `try_lock` and jittered
 //!   backoff under a deadline, because a blocking lock on NFS may sleep 30 s after release.
-//! - **No write lands after its answer, or after its deadline.** Every request has a deadline
-//!   (`storage_timeout`) and is answered by then even if its file call is still blocked (an NFS
-//!   partition). A [`fence::Fence`] decides whether a writer still running at that moment may
-//!   rename: if it had not reached the rename it never will, and the answer says nothing was
-//!   changed; if it had, the answer says the write may have been saved. A lock holder cut off
-//!   past its NFS lease is caught by the same fence (the deadline is shorter than the lease),
-//!   and as a second line a writer never replaces a record stamped later than its own arrival.
+//! - **No rename starts after its request's deadline, or after a "nothing was changed" answer.**
+//!   Every request has a deadline (`storage_timeout`) and is answered by then even if its file
+//!   call is still blocked (an NFS partition). A [`fence::Fence`] decides whether a writer still
+//!   running at that moment may rename: if it had not reached the rename it never will, and the
+//!   answer says nothing was changed; if it had, the answer says the write may have been saved
+//!   (a rename already sent can still reach an NFS server late: the one window left). A lock
+//!   holder cut off past its NFS lease is caught by the same fence (the deadline is shorter than
+//!   the lease), and as a second line a writer never replaces a record stamped later than its
+//!   own arrival.
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
-//!   mutex for the same stripe, so they never poll the file lock against each other.
+//!   mutex for the same stripe, held until their blocking write returns (even past its
+//!   request's deadline), so they never poll the file lock against each other.
 //! - **The async runtime never blocks on the file system.** All file calls run in
 //!   `spawn_blocking`; those of requests at most `max_concurrent_ops` at a time (besides them
 //!   only one readiness probe and one orphan sweep ever run). An EFS stall fills the slots and
@@ -166,8 +169,9 @@ struct Inner<F> {
     config: StoreConfig,
     /// Caps blocking file-system calls in flight (an EFS stall must not exhaust the pool).
     slots: Arc<Semaphore>,
-    /// One async mutex per lock file: writers in this process queue here, in order.
-    stripes: Vec<Mutex<()>>,
+    /// One async mutex per lock file: writers in this process queue here, in order. The guard
+    /// moves into the blocking write, so a write stuck past its deadline still holds it.
+    stripes: Vec<Arc<Mutex<()>>>,
     /// Per lock stripe: readers in this process hold it shared while a record is open, a writer
     /// holds it exclusively for its rename. An NFS client that renames over a file it has open
     /// itself first "silly-renames" that file away (to `.nfsXXXX`), so for a round trip the
@@ -209,7 +213,7 @@ impl<F: FileSystem> Store<F> {
                 layout: Layout::new(root),
                 config,
                 slots,
-                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
@@ -271,16 +275,20 @@ impl<F: FileSystem> Store<F> {
         let fence = Arc::new(Fence::new(started + self.inner.config.storage_timeout));
         let result = async {
             // Queue behind this process's other writers of the same stripe first, so that the
-            // file lock is only ever contended by other processes.
+            // file lock is only ever contended by other processes. The guard goes with the
+            // write: if that is stuck on the file system past its deadline, the next writer
+            // waits here (and answers 503 at its lock timeout) instead of taking a slot to poll
+            // a lock its own process holds.
             let lock_deadline = started + self.inner.config.lock_timeout;
-            let _queued = tokio::time::timeout_at(
+            let queued = tokio::time::timeout_at(
                 lock_deadline.into(),
-                self.inner.stripes[paths.stripe].lock(),
+                Arc::clone(&self.inner.stripes[paths.stripe]).lock_owned(),
             )
             .await
             .map_err(|_| self.inner.lock_timed_out())?;
             let writer_fence = Arc::clone(&fence);
             self.run_blocking(started, move |inner| {
+                let _queued = queued;
                 inner.put_blocking(&paths, &record, started, &writer_fence)
             })
             .await
@@ -366,6 +374,27 @@ impl<F: FileSystem> Store<F> {
             .await
             .map_err(|e| StorageError::Task(e.to_string()))?
     }
+}
+
+/// How far ahead of this host's clock a record's stamp may be and still count as a later write.
+/// Hosts kept in step by Amazon Time Sync differ by far less; a stamp further ahead was written
+/// by a host whose clock was wrong (or by hand), and must not make every later write a no-op.
+const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// Whether the record in place, `current`, is a later write than `ours`, so that `ours` must
+/// not replace it. `now` is this host's clock.
+fn supersedes(current: &Record, ours: &Record, now: DateTime<Utc>) -> bool {
+    if current.updated_at <= ours.updated_at {
+        return false;
+    }
+    if current.updated_at > now + MAX_CLOCK_AHEAD {
+        tracing::warn!(
+            stamp = %current.updated_at,
+            "a record is stamped in the future; replacing it rather than taking it for a later write"
+        );
+        return false;
+    }
+    true
 }
 
 /// Holds the in-flight gauge up for as long as it lives, panics included.
@@ -475,6 +504,10 @@ impl<F: FileSystem> Inner<F> {
         self.metrics
             .lock_wait
             .observe(started.elapsed().as_secs_f64());
+        if fence.expired() {
+            // Started or got the lock too late to finish in time: no use writing at all.
+            return Err(StorageError::TimedOut(self.config.storage_timeout));
+        }
 
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let temp = self.layout.temp_file(paths, &self.instance, sequence);
@@ -569,7 +602,7 @@ impl<F: FileSystem> Inner<F> {
             match self.fs.read(&paths.record) {
                 Ok(bytes) => {
                     return Ok(serde_json::from_slice::<Record>(&bytes)
-                        .map_or(true, |current| current.updated_at <= record.updated_at));
+                        .map_or(true, |current| !supersedes(&current, record, Utc::now())));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
                 // Replaced under the read by another host: read the new one.

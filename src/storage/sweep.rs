@@ -42,7 +42,7 @@ impl Store<StdFs> {
 /// the SETATTR that sets real times never came. Nothing measured from that mtime is ever old.
 /// The ctime is set by the file server itself on every change and no client can set it. A
 /// ctime in the future (the server's clock ahead of ours) counts as age 0 until we catch up.
-fn age(metadata: &fs::Metadata, now: SystemTime) -> Duration {
+pub(super) fn age(metadata: &fs::Metadata, now: SystemTime) -> Duration {
     use std::os::unix::fs::MetadataExt;
     let changed = Duration::new(
         u64::try_from(metadata.ctime()).unwrap_or(0),

@@ -12,7 +12,7 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     Read,
-    /// Logged when a read returns (the others are logged when they start).
+    /// Logged when a read returns (every call is also logged when it starts).
     ReadReturned,
     RevalidateDir,
     WriteNewSynced,
@@ -37,8 +37,6 @@ struct FaultyFs {
     calls: StdMutex<Vec<Call>>,
     /// The directories passed to `sync_dir`, in order.
     synced_dirs: StdMutex<Vec<PathBuf>>,
-    /// Calls of a kind first sleep this long (a slow or stalled EFS).
-    delays: StdMutex<HashMap<Call, Duration>>,
 }
 
 impl FaultyFs {
@@ -51,15 +49,7 @@ impl FaultyFs {
             .push_back(fault);
     }
 
-    fn delay(&self, call: Call, delay: Duration) {
-        self.delays.lock().unwrap().insert(call, delay);
-    }
-
     fn next_fault(&self, call: Call) -> Option<Fault> {
-        let delay = self.delays.lock().unwrap().get(&call).copied();
-        if let Some(delay) = delay {
-            std::thread::sleep(delay);
-        }
         self.calls.lock().unwrap().push(call);
         self.faults.lock().unwrap().get_mut(&call)?.pop_front()
     }
@@ -116,6 +106,10 @@ impl FileSystem for FaultyFs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         match self.next_fault(Call::Rename) {
             Some(Fault::Error(kind)) => Err(error(kind)),
+            Some(Fault::Delay(delay)) => {
+                std::thread::sleep(delay);
+                StdFs.rename(from, to)
+            }
             _ => StdFs.rename(from, to),
         }
     }
@@ -140,10 +134,20 @@ impl FileSystem for FaultyFs {
 fn config() -> StoreConfig {
     StoreConfig {
         lock_timeout: Duration::from_millis(300),
-        storage_timeout: Duration::from_millis(600),
+        storage_timeout: Duration::from_secs(5),
         max_concurrent_ops: 8,
     }
 }
+
+/// A storage timeout that tests can outlast: a stalled call sleeps [`STALL`].
+fn short_deadline() -> StoreConfig {
+    StoreConfig {
+        storage_timeout: Duration::from_secs(1),
+        ..config()
+    }
+}
+
+const STALL: Duration = Duration::from_millis(2500);
 
 struct Fixture<F: FileSystem> {
     _dir: tempfile::TempDir,
@@ -152,9 +156,13 @@ struct Fixture<F: FileSystem> {
 }
 
 fn fixture_with<F: FileSystem>(fs: F) -> Fixture<F> {
+    fixture_with_config(fs, config())
+}
+
+fn fixture_with_config<F: FileSystem>(fs: F, config: StoreConfig) -> Fixture<F> {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
-    let store = Store::with_fs(fs, dir.path(), config(), Arc::clone(&metrics));
+    let store = Store::with_fs(fs, dir.path(), config, Arc::clone(&metrics));
     store.prepare().unwrap();
     Fixture {
         _dir: dir,
@@ -164,7 +172,11 @@ fn fixture_with<F: FileSystem>(fs: F) -> Fixture<F> {
 }
 
 fn faulty() -> Fixture<FaultyFs> {
-    let fixture = fixture_with(FaultyFs::default());
+    faulty_with_config(config())
+}
+
+fn faulty_with_config(config: StoreConfig) -> Fixture<FaultyFs> {
+    let fixture = fixture_with_config(FaultyFs::default(), config);
     // Count only what the test itself causes, not the startup probe.
     fixture.store.inner.fs.calls.lock().unwrap().clear();
     fixture.store.inner.fs.synced_dirs.lock().unwrap().clear();
@@ -173,7 +185,11 @@ fn faulty() -> Fixture<FaultyFs> {
 
 /// A faulty-fs fixture where alice's date of birth (1990-01-15) is already stored.
 async fn faulty_with_alice() -> (Fixture<FaultyFs>, Username) {
-    let f = faulty();
+    faulty_with_alice_and(config()).await
+}
+
+async fn faulty_with_alice_and(config: StoreConfig) -> (Fixture<FaultyFs>, Username) {
+    let f = faulty_with_config(config);
     let alice = user("alice");
     f.store
         .put(&alice, born(1990, 1, 15), Utc::now())
@@ -508,7 +524,12 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
         Arc::new(Metrics::new()),
     );
     store.prepare().unwrap();
-    store.inner.fs.delay(Call::Read, Duration::from_secs(1));
+    for _ in 0..2 {
+        store
+            .inner
+            .fs
+            .inject(Call::Read, Fault::Delay(Duration::from_secs(1)));
+    }
 
     let stalled: Vec<_> = (0..2)
         .map(|_| {
@@ -646,13 +667,10 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames() {
-    let (f, alice) = faulty_with_alice().await;
-    // The read just before the rename blocks for longer than the storage timeout (600 ms), as
-    // a file call does on a host cut off from its NFS server.
-    f.store
-        .inner
-        .fs
-        .delay(Call::Read, Duration::from_millis(1500));
+    let (f, alice) = faulty_with_alice_and(short_deadline()).await;
+    // The read just before the rename blocks for longer than the storage timeout, as a file
+    // call does on a host cut off from its NFS server.
+    f.store.inner.fs.inject(Call::Read, Fault::Delay(STALL));
 
     let started = Instant::now();
     let err = f
@@ -662,7 +680,7 @@ async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames
         .unwrap_err();
     assert!(matches!(err, StorageError::TimedOut(_)), "{err:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(1200),
+        started.elapsed() < STALL,
         "answered after {:?}, not at the deadline",
         started.elapsed()
     );
@@ -673,7 +691,6 @@ async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames
     })
     .await;
 
-    f.store.inner.fs.delay(Call::Read, Duration::ZERO);
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
     assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
     assert_eq!(
@@ -692,11 +709,8 @@ async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_that_fires_during_the_rename_says_the_write_may_have_been_saved() {
-    let (f, alice) = faulty_with_alice().await;
-    f.store
-        .inner
-        .fs
-        .delay(Call::Rename, Duration::from_millis(1500));
+    let (f, alice) = faulty_with_alice_and(short_deadline()).await;
+    f.store.inner.fs.inject(Call::Rename, Fault::Delay(STALL));
 
     let err = f
         .store
@@ -715,15 +729,12 @@ async fn a_deadline_that_fires_during_the_rename_says_the_write_may_have_been_sa
 
 #[tokio::test]
 async fn a_read_blocked_past_the_deadline_is_answered_503_in_time() {
-    let (f, alice) = faulty_with_alice().await;
-    f.store
-        .inner
-        .fs
-        .delay(Call::Read, Duration::from_millis(1500));
+    let (f, alice) = faulty_with_alice_and(short_deadline()).await;
+    f.store.inner.fs.inject(Call::Read, Fault::Delay(STALL));
     let started = Instant::now();
     let err = f.store.get(&alice).await.unwrap_err();
     assert!(matches!(err, StorageError::TimedOut(_)), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(1200));
+    assert!(started.elapsed() < STALL);
 }
 
 #[tokio::test]
@@ -761,45 +772,47 @@ async fn a_write_never_replaces_a_record_stamped_after_its_arrival() {
     );
 }
 
-#[tokio::test]
-async fn the_sweeper_ages_files_by_ctime_not_by_an_mtime_a_client_set() {
-    let f = fixture_with(StdFs);
-    let layout = &f.store.inner.layout;
-    let temp_of = |name: &str, mtime: std::time::SystemTime| {
-        let paths = layout.record(&user(name));
-        std::fs::create_dir_all(&paths.dir).unwrap();
-        let temp = layout.temp_file(&paths, "deadbeef", 1);
-        let file = File::create(&temp).unwrap();
+#[test]
+fn orphans_are_aged_by_ctime_not_by_an_mtime_a_client_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let aged = |mtime: std::time::SystemTime, later: Duration| {
+        let path = dir.path().join(format!("{mtime:?}"));
+        let file = File::create(&path).unwrap();
         file.set_modified(mtime).unwrap();
-        temp
+        sweep::age(
+            &file.metadata().unwrap(),
+            std::time::SystemTime::now() + later,
+        )
     };
     // What a writer killed during its NFSv4 exclusive create leaves: the create verifier as
-    // the mtime, here 2038-01-18.
-    let verifier = temp_of(
-        "alice",
-        std::time::UNIX_EPOCH + Duration::from_secs(2_147_400_000),
-    );
-    let old_enough = Duration::from_millis(50);
-    eventually("the orphan's ctime is old enough", || {
-        use std::os::unix::fs::MetadataExt;
-        let ctime = std::fs::metadata(&verifier).unwrap().ctime();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        now.saturating_sub(Duration::from_secs(ctime as u64)) > old_enough + Duration::from_secs(1)
-    })
-    .await;
-    // Made just now, whatever its mtime says.
-    let young = temp_of("bob", std::time::UNIX_EPOCH);
+    // its mtime, here 2038-01-18. Measured by its ctime it is a minute old a minute from now.
+    let verifier = std::time::UNIX_EPOCH + Duration::from_secs(2_147_400_000);
+    let age = aged(verifier, Duration::from_secs(60));
+    assert!(age >= Duration::from_secs(59), "{age:?}");
+    // And a file made just now is young, whatever its mtime claims.
+    let age = aged(std::time::UNIX_EPOCH, Duration::ZERO);
+    assert!(age < Duration::from_secs(10), "{age:?}");
+}
 
-    let report = f.store.sweep_orphans(old_enough).await.unwrap();
+#[tokio::test]
+async fn a_record_stamped_in_the_future_is_replaced_not_taken_for_a_later_write() {
+    let (f, alice) = faulty_with_alice().await;
+    // Written by a host whose clock ran an hour ahead.
+    f.store
+        .put(
+            &alice,
+            born(1992, 3, 3),
+            Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
 
-    assert!(!verifier.exists(), "an orphan with a future mtime was kept");
-    assert!(
-        young.exists(),
-        "a fresh temp file with an old mtime was removed"
-    );
-    assert_eq!(report.removed, 1);
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
 }
 
 #[test]
@@ -824,7 +837,7 @@ async fn a_rename_waits_until_no_read_of_this_process_has_the_record_open() {
     let (f, alice) = faulty_with_alice().await;
     let fs = &f.store.inner.fs;
     // The GET's read is slow; the PUT's own look at the record is not.
-    fs.inject(Call::Read, Fault::Delay(Duration::from_millis(300)));
+    fs.inject(Call::Read, Fault::Delay(Duration::from_secs(1)));
     let reader = {
         let store = f.store.clone();
         let alice = alice.clone();
