@@ -8,6 +8,7 @@
 #     requests, minus a run with no requests
 # Usage: scripts/bench.sh            (10 s per load phase)
 #        BENCH_SECONDS=3 scripts/bench.sh   (the short mode .ci/run uses)
+#        BENCH_BINARY=path scripts/bench.sh (another build of the server, for an A/B)
 # Needs wrk and strace (apt-get install wrk strace). Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ done
 
 echo "==> building the release binary and the load generator"
 cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-BIN=$PWD/target/release/hello-birthday
+BIN=${BENCH_BINARY:-$PWD/target/release/hello-birthday}
 LOADGEN=$PWD/target/release/examples/loadgen
 
 WORK=$(mktemp -d)
@@ -131,7 +132,7 @@ Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE
 | idle RSS | $(mb "$idle_rss") | < 20 MB |
 | peak RSS, 256 conns | $(mb "$peak_rss") | |
 | start to ready | $startup ms | < 100 ms |
-| file-system calls per GET | $get_calls | <= 3 |
+| file-system calls per GET | $get_calls | <= 3 reaching the server |
 | file-system calls per PUT | $put_calls | |
 EOF
 # Every request must have been answered with a 2xx: a non-2xx answer or a connection that
