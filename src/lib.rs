@@ -20,6 +20,7 @@ pub mod problem;
 pub mod random;
 pub mod readiness;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

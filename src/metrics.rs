@@ -24,6 +24,10 @@ pub struct Metrics {
     /// Requests dropped before their answer (the client hung up, or the shutdown timeout cut
     /// them off), by method and route template. Not in `http_requests_total`: no status was sent.
     pub http_cancelled: IntCounterVec,
+    /// Connections that ended abnormally, by reason: the client's doing (`incomplete_request`:
+    /// it hung up mid-request; `malformed_request`, `timeout`, `closed`, `disconnected`) or
+    /// `other` (logged at WARN).
+    pub connections_aborted: IntCounterVec,
     /// Latency of storage operations (get, put, probe, sweep), including queueing.
     pub storage_duration: HistogramVec,
     /// Failed storage operations, by operation and error kind.
@@ -65,6 +69,14 @@ impl Metrics {
                 "HTTP requests dropped before their answer was sent.",
             ),
             &["method", "route"],
+        )
+        .expect("valid metric");
+        let connections_aborted = IntCounterVec::new(
+            Opts::new(
+                "http_connections_aborted_total",
+                "Connections that ended abnormally, by reason.",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let storage_duration = HistogramVec::new(
@@ -122,6 +134,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(http_cancelled.clone()),
+            Box::new(connections_aborted.clone()),
             Box::new(storage_duration.clone()),
             Box::new(storage_errors.clone()),
             Box::new(lock_wait.clone()),
@@ -140,6 +153,7 @@ impl Metrics {
             http_requests,
             http_duration,
             http_cancelled,
+            connections_aborted,
             storage_duration,
             storage_errors,
             lock_wait,

@@ -150,13 +150,15 @@ impl Application {
             settings.orphan_age(),
         ));
         let (stop_accepting, stopped) = oneshot::channel::<()>();
-        let server = warp::serve(routes(state.clone()))
-            .incoming(listener)
-            .graceful(async {
+        let server = crate::server::serve(
+            listener,
+            routes(state.clone()),
+            Arc::clone(&state.metrics),
+            async {
                 // A dropped sender also stops the server.
                 let _ = stopped.await;
-            })
-            .run();
+            },
+        );
         let mut server = tokio::spawn(server);
 
         // The signal, then the drain delay, all while the server keeps serving.

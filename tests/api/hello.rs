@@ -413,6 +413,21 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
 }
 
 #[test]
+fn a_client_that_half_closes_after_its_request_gets_its_answer() {
+    let server = TestServer::spawn();
+    server.put_date("alice", "1990-01-15");
+    let mut client = Connection::open(server.addr).unwrap();
+    client
+        .send_raw(b"GET /hello/alice HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Done sending: some clients say so with a half-close, and still wait for the answer.
+    client.shutdown_write().unwrap();
+    let response = client.read_response(false).unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.text().starts_with(r#"{"message":"Hello, alice!"#));
+}
+
+#[test]
 fn a_broken_data_dir_is_a_503_that_names_no_path() {
     let server = TestServer::spawn();
     server.put_date("alice", "1990-01-15");

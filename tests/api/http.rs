@@ -109,6 +109,12 @@ impl Connection {
         self.writer.write_all(bytes)
     }
 
+    /// Closes the sending side only (`shutdown(SHUT_WR)`): the server reads end-of-file, and
+    /// the connection stays open for the answer.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.writer.shutdown(std::net::Shutdown::Write)
+    }
+
     pub fn read_response(&mut self, head_only: bool) -> io::Result<Response> {
         let mut status_line = String::new();
         if self.reader.read_line(&mut status_line)? == 0 {

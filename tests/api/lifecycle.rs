@@ -260,11 +260,23 @@ fn a_request_that_outlives_the_shutdown_timeout_makes_the_exit_non_zero() {
         .spawn();
     let mut stuck = Connection::open(server.addr).unwrap();
     stuck
-        .send_raw(b"PUT /hello/alice HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+        .send_raw(
+            b"PUT /hello/alice HTTP/1.1\r\nHost: t\r\nX-Request-Id: stuck-1\r\nContent-Length: 100\r\n\r\n{",
+        )
         .unwrap();
     assert_eq!(server.get("/health/live").status, 200);
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    // The request it cut off is logged as such, with its id.
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line["request_id"] == "stuck-1"
+                && line["message"] == "request cancelled before its answer"),
+        "{:?}",
+        server.logs()
+    );
 }
 
 #[test]
