@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
-use serde_json::Value;
+use serde::de::IgnoredAny;
 use warp::Filter;
 use warp::http::{HeaderMap, Method, StatusCode, header};
 use warp::path::Tail;
@@ -135,7 +135,7 @@ where
     Ok(bytes)
 }
 
-/// Decodes `{"dateOfBirth": "YYYY-MM-DD"}`. Goes through `Value` rather than a derived struct
+/// Decodes `{"dateOfBirth": "YYYY-MM-DD"}`. Goes through [`Body`] rather than a derived struct
 /// so that every wrong shape gets its own message, and because serde's derived structs would
 /// also accept a JSON array (`["1990-01-01"]`).
 fn parse_body(body: &[u8], today: chrono::NaiveDate) -> Result<DateOfBirth, HelloError> {
@@ -143,36 +143,109 @@ fn parse_body(body: &[u8], today: chrono::NaiveDate) -> Result<DateOfBirth, Hell
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(HelloError::InvalidBody(format!("{EXPECTED}; it is empty")));
     }
-    let value: Value = serde_json::from_slice(body)
+    let body: Body = serde_json::from_slice(body)
         .map_err(|e| HelloError::InvalidBody(format!("{EXPECTED}; it is not valid JSON ({e})")))?;
-    let Value::Object(object) = value else {
-        return Err(HelloError::InvalidBody(format!(
-            "{EXPECTED}; got {}",
-            json_type(&value)
-        )));
-    };
-    match object.get("dateOfBirth") {
-        None => Err(HelloError::InvalidBody(format!(
+    match body {
+        Body::Object(None) => Err(HelloError::InvalidBody(format!(
             "{EXPECTED}; the dateOfBirth field is missing"
         ))),
-        Some(Value::String(text)) => {
-            DateOfBirth::parse(text, today).map_err(HelloError::InvalidDateOfBirth)
+        Body::Object(Some(Leaf::String(text))) => {
+            DateOfBirth::parse(&text, today).map_err(HelloError::InvalidDateOfBirth)
         }
-        Some(other) => Err(HelloError::InvalidBody(format!(
-            "dateOfBirth must be a string of the form YYYY-MM-DD, got {}",
-            json_type(other)
+        Body::Object(Some(Leaf::Other(kind))) => Err(HelloError::InvalidBody(format!(
+            "dateOfBirth must be a string of the form YYYY-MM-DD, got {kind}"
+        ))),
+        Body::Other(leaf) => Err(HelloError::InvalidBody(format!(
+            "{EXPECTED}; got {}",
+            leaf.kind()
         ))),
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A request body reduced to what the API reads: an object's `dateOfBirth`, or the kind of
+/// anything else. Nothing else is built. serde_json skips ignored values with a loop and a
+/// stack of its own, not by recursion, so members the API ignores may nest as deep as the
+/// body size limit allows (a `Value` would refuse them past 128 levels).
+enum Body {
+    Object(Option<Leaf>),
+    Other(Leaf),
+}
+
+/// A JSON value that must be a string: its text, or the kind it is instead.
+enum Leaf {
+    String(String),
+    Other(&'static str),
+}
+
+impl Leaf {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::String(_) => "a string",
+            Self::Other(kind) => kind,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor { object: true })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Leaf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(ValueVisitor { object: false })? {
+            Body::Other(leaf) => Ok(leaf),
+            Body::Object(_) => Ok(Self::Other("an object")),
+        }
+    }
+}
+
+/// Visits one JSON value; `object` says whether an object's members are looked into (the
+/// body) or skipped (anything inside it).
+struct ValueVisitor {
+    object: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::Other("null")))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::Other("a boolean")))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::Other("a number")))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::Other("a number")))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::Other("a number")))
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Body, E> {
+        Ok(Body::Other(Leaf::String(text.to_owned())))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Body::Other(Leaf::Other("an array")))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let mut date_of_birth = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.object && key == "dateOfBirth" {
+                // The last one wins, as with any JSON object decoder that keeps one.
+                date_of_birth = Some(map.next_value::<Leaf>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Body::Object(date_of_birth))
     }
 }
 
@@ -339,6 +412,7 @@ fn storage_problem(error: StorageError) -> Problem {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+    use serde_json::Value;
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
@@ -384,6 +458,33 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn ignored_members_may_nest_deeper_than_a_json_value_could() {
+        // 1000 levels: serde_json's Value stops at 128 ("recursion limit exceeded").
+        let deep = |open: &str, close: &str| format!("{}{}", open.repeat(1000), close.repeat(1000));
+        for ignored in [
+            deep("[", "]"),
+            deep(r#"{"a":"#, "}").replace(r#""a":}"#, r#""a":1}"#),
+        ] {
+            let body = format!(r#"{{"x":{ignored},"dateOfBirth":"1990-01-15","y":{ignored}}}"#);
+            assert!(
+                serde_json::from_str::<Value>(&body).is_err(),
+                "not deep enough"
+            );
+            let parsed = parse_body(body.as_bytes(), today()).unwrap();
+            assert_eq!(parsed.date(), NaiveDate::from_ymd_opt(1990, 1, 15).unwrap());
+        }
+        // And a dateOfBirth nested that deep is what it is: not a string.
+        let body = format!(r#"{{"dateOfBirth":{}}}"#, deep("[", "]"));
+        let message = parse_body(body.as_bytes(), today())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("must be a string of the form YYYY-MM-DD, got an array"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -413,6 +413,19 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
 }
 
 #[test]
+fn other_members_of_the_body_are_ignored_however_deep_they_nest() {
+    let server = TestServer::spawn();
+    // 1500 levels fit in the 4096-byte limit; a JSON parser's usual recursion limit is 128.
+    let body = format!(
+        r#"{{"dateOfBirth":"1990-01-15","extra":{}{}}}"#,
+        "[".repeat(1500),
+        "]".repeat(1500)
+    );
+    assert_eq!(server.put_json("/hello/alice", &body).status, 204);
+    assert_eq!(server.get("/hello/alice").status, 200);
+}
+
+#[test]
 fn a_client_that_half_closes_after_its_request_gets_its_answer() {
     let server = TestServer::spawn();
     server.put_date("alice", "1990-01-15");
