@@ -3,7 +3,7 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{AppState, respond, with_state};
+use super::{AppState, get_or_head, respond, with_state};
 use crate::problem::Problem;
 use crate::readiness::NotReady;
 
@@ -11,7 +11,7 @@ use crate::readiness::NotReady;
 /// not get healthy tasks killed.
 pub fn live() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("health" / "live")
-        .and(warp::get())
+        .and(get_or_head())
         .map(|| respond(warp::reply::json(&json!({ "status": "live" }))))
 }
 
@@ -23,7 +23,7 @@ pub fn ready(
     warp::path!("health" / "ready")
         .or(warp::path!("health"))
         .unify()
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_state(state))
         .then(|state: AppState| async move {
             match state.readiness.check().await {

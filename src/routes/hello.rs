@@ -19,7 +19,8 @@ use crate::storage::{BusyCause, StorageError};
 /// Largest accepted request body. A date of birth needs about 30 bytes.
 pub const MAX_BODY_BYTES: usize = 4096;
 
-/// PUT /hello/<username> with a JSON body, GET /hello/<username>; any other method is 405.
+/// PUT /hello/<username> with a JSON body, GET (and HEAD) /hello/<username>; any other method
+/// is 405.
 ///
 /// The method is dispatched in the handler rather than with `warp::get()`/`warp::put()`
 /// filters so that a wrong method is answered 405 with an `Allow` header, and so that the
@@ -39,7 +40,8 @@ pub fn filter(
                 // (An encoded slash, %2F, stays inside the segment; `Username` rejects it.)
                 let result = match method {
                     _ if tail.as_str().contains('/') => Err(HelloError::NoSuchPath),
-                    Method::GET => get(tail.as_str(), &state).await,
+                    // HEAD answers as GET does; hyper leaves the body out.
+                    Method::GET | Method::HEAD => get(tail.as_str(), &state).await,
                     Method::PUT => put(tail.as_str(), &headers, body, &state).await,
                     _ => Err(HelloError::MethodNotAllowed),
                 };
@@ -289,9 +291,9 @@ impl HelloError {
                 S::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method Not Allowed",
-                "/hello/<username> answers GET and PUT",
+                "/hello/<username> answers GET, HEAD and PUT",
             )
-            .with_header(header::ALLOW, "GET, PUT"),
+            .with_header(header::ALLOW, "GET, HEAD, PUT"),
             Self::InvalidUsername(_) => Problem::new(
                 S::BAD_REQUEST,
                 "invalid-username",

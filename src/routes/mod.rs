@@ -47,6 +47,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     observe::observed(api, state)
 }
 
+/// GET, and HEAD with it: RFC 9110 §9.1 asks every general-purpose server to answer HEAD
+/// wherever it answers GET, with the same status and headers. hyper leaves the body out.
+fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::get().or(warp::head()).unify()
+}
+
 /// Hands a clone of the state to a handler.
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())

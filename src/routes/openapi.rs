@@ -5,7 +5,7 @@ use warp::Filter;
 use warp::http::header::CONTENT_TYPE;
 use warp::reply::Response;
 
-use super::respond;
+use super::{get_or_head, respond};
 
 /// The OpenAPI 3.1 document at the repository root.
 pub const DOCUMENT: &str = include_str!("../../openapi.yaml");
@@ -15,7 +15,7 @@ pub const CONTENT_TYPE_YAML: &str = "application/yaml";
 
 /// GET /openapi.yaml: the OpenAPI document, byte for byte.
 pub fn filter() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("openapi.yaml").and(warp::get()).map(|| {
+    warp::path!("openapi.yaml").and(get_or_head()).map(|| {
         respond(warp::reply::with_header(
             DOCUMENT,
             CONTENT_TYPE,

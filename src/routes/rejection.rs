@@ -8,7 +8,7 @@ use crate::problem::Problem;
 
 /// Turns the rejections left after every route tried the request into problem details.
 /// Only two can reach here: no route matched the path, or it matched but not the method
-/// (`/hello/...` handles its own methods, so this is only the GET-only routes).
+/// (`/hello/...` handles its own methods, so this is only the GET-and-HEAD routes).
 pub async fn handle(rejection: Rejection) -> Result<Response, Infallible> {
     let problem = if rejection.is_not_found() {
         Problem::new(
@@ -22,9 +22,9 @@ pub async fn handle(rejection: Rejection) -> Result<Response, Infallible> {
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
             "Method Not Allowed",
-            "this resource only answers GET",
+            "this resource only answers GET and HEAD",
         )
-        .with_header(header::ALLOW, "GET")
+        .with_header(header::ALLOW, "GET, HEAD")
     } else {
         // Not reachable with the current routes; still a client-facing 400, never a 5xx.
         tracing::warn!(?rejection, "unexpected rejection");

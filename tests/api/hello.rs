@@ -283,12 +283,12 @@ fn other_methods_are_405_with_allow() {
     for method in ["POST", "DELETE", "PATCH", "OPTIONS"] {
         let response = server.request(method, "/hello/alice", &[], None);
         response.assert_problem(405);
-        assert_eq!(response.header("allow"), Some("GET, PUT"), "{method}");
+        assert_eq!(response.header("allow"), Some("GET, HEAD, PUT"), "{method}");
     }
     for path in ["/health", "/health/live", "/health/ready", "/metrics"] {
         let response = server.request("POST", path, &[], Some(b"{}"));
         response.assert_problem(405);
-        assert_eq!(response.header("allow"), Some("GET"), "{path}");
+        assert_eq!(response.header("allow"), Some("GET, HEAD"), "{path}");
     }
 }
 
@@ -410,6 +410,40 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "a temp file was left: {left:?}");
+}
+
+#[test]
+fn head_answers_as_get_does_on_every_route_without_a_body() {
+    let server = TestServer::spawn();
+    server.put_date("alice", "1990-01-15");
+    for path in [
+        "/hello/alice",
+        "/hello/nobody",
+        "/hello/al1ce",
+        "/health/live",
+        "/health/ready",
+        "/health",
+        "/openapi.yaml",
+        "/metrics",
+    ] {
+        let get = server.get(path);
+        let head = server.request("HEAD", path, &[], None);
+        assert_eq!(head.status, get.status, "{path}");
+        assert!(head.body.is_empty(), "{path}: HEAD has a body");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        // /metrics changes between two scrapes; everything else is the same document.
+        if path != "/metrics" {
+            assert_eq!(
+                head.header("content-length"),
+                get.header("content-length"),
+                "{path}"
+            );
+        }
+    }
 }
 
 #[test]

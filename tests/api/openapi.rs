@@ -181,7 +181,7 @@ fn the_document_is_served_byte_for_byte_as_yaml() {
 
     let refused = server.request("POST", "/openapi.yaml", &[], Some(b"x"));
     refused.assert_problem(405);
-    assert_eq!(refused.header("allow"), Some("GET"));
+    assert_eq!(refused.header("allow"), Some("GET, HEAD"));
 }
 
 #[test]
@@ -196,6 +196,11 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
 
     observed.record("PUT", hello, server.put_date("alice", "1990-01-15"));
     observed.record("GET", hello, server.get("/hello/alice"));
+    observed.record(
+        "HEAD",
+        hello,
+        server.request("HEAD", "/hello/alice", &[], None),
+    );
     observed.record("PUT", hello, server.put_date("alice1", "1990-01-15"));
     observed.record(
         "PUT",
@@ -204,7 +209,17 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
     );
     observed.record("PUT", hello, server.put_json("/hello/alice", "[]"));
     observed.record("GET", hello, server.get("/hello/alice1"));
+    observed.record(
+        "HEAD",
+        hello,
+        server.request("HEAD", "/hello/alice1", &[], None),
+    );
     observed.record("GET", hello, server.get("/hello/nobody"));
+    observed.record(
+        "HEAD",
+        hello,
+        server.request("HEAD", "/hello/nobody", &[], None),
+    );
     let big = format!(
         r#"{{"dateOfBirth":"1990-01-15","x":"{}"}}"#,
         "a".repeat(4096)
@@ -225,6 +240,7 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
         "/openapi.yaml",
     ] {
         observed.record("GET", route, server.get(route));
+        observed.record("HEAD", route, server.request("HEAD", route, &[], None));
     }
 
     // 500: a stored record that does not parse, even after the read retries.
@@ -236,6 +252,11 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
         .expect("mallory's record");
     std::fs::write(mallory, b"{\"schema\":").unwrap();
     observed.record("GET", hello, server.get("/hello/mallory"));
+    observed.record(
+        "HEAD",
+        hello,
+        server.request("HEAD", "/hello/mallory", &[], None),
+    );
 
     // Responses that belong to no operation: unknown paths and other methods.
     let responses = &doc["components"]["responses"];
@@ -245,18 +266,16 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
         assert_conforms(&doc, &responses["NotFound"], &response, path);
     }
     for (method, path, allow) in [
-        ("DELETE", "/hello/alice", "GET, PUT"),
-        ("POST", "/hello/alice", "GET, PUT"),
-        ("HEAD", "/health", "GET"),
-        ("PUT", "/metrics", "GET"),
-        ("POST", "/openapi.yaml", "GET"),
+        ("DELETE", "/hello/alice", "GET, HEAD, PUT"),
+        ("POST", "/hello/alice", "GET, HEAD, PUT"),
+        ("PATCH", "/health", "GET, HEAD"),
+        ("PUT", "/metrics", "GET, HEAD"),
+        ("POST", "/openapi.yaml", "GET, HEAD"),
     ] {
         let response = server.request(method, path, &[], None);
         assert_eq!(response.status, 405, "{method} {path}");
         assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
-        if method != "HEAD" {
-            assert_conforms(&doc, &responses["MethodNotAllowed"], &response, path);
-        }
+        assert_conforms(&doc, &responses["MethodNotAllowed"], &response, path);
     }
 
     // Every request above that matched no route was a 404: a route missing from the metric
@@ -275,11 +294,26 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
     std::fs::write(&users, b"not a directory").unwrap();
     observed.record("PUT", hello, broken.put_date("alice", "1990-01-15"));
     observed.record("GET", hello, broken.get("/hello/alice"));
+    observed.record(
+        "HEAD",
+        hello,
+        broken.request("HEAD", "/hello/alice", &[], None),
+    );
     broken.wait_until("readiness turns 503", Duration::from_secs(10), || {
         broken.get("/health/ready").status == 503
     });
     observed.record("GET", "/health/ready", broken.get("/health/ready"));
+    observed.record(
+        "HEAD",
+        "/health/ready",
+        broken.request("HEAD", "/health/ready", &[], None),
+    );
     observed.record("GET", "/health", broken.get("/health"));
+    observed.record(
+        "HEAD",
+        "/health",
+        broken.request("HEAD", "/health", &[], None),
+    );
 
     let mut expected = documented_statuses(&doc);
     for (method, path, status) in NOT_PRODUCIBLE {
