@@ -656,6 +656,17 @@ async fn an_io_error_while_revalidating_is_an_error_not_an_unknown_user() {
     assert_eq!(err.kind(), "io", "{err:?}");
 }
 
+/// Asserts that one write was fenced off for `reason` and left no temp file beside the record.
+#[track_caller]
+fn assert_fenced_once<F: FileSystem>(f: &Fixture<F>, reason: &str) {
+    assert_eq!(
+        f.metrics.writes_fenced.with_label_values(&[reason]).get(),
+        1
+    );
+    let records = record_files(f.store.root());
+    assert_eq!(records.len(), 1, "a temp file was left: {records:?}");
+}
+
 /// Polls `done` until it holds, failing the test after 10 s.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -693,18 +704,7 @@ async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames
 
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
     assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
-    assert_eq!(
-        f.metrics
-            .writes_fenced
-            .with_label_values(&["deadline"])
-            .get(),
-        1
-    );
-    assert_eq!(
-        record_files(f.store.root()).len(),
-        1,
-        "a temp file was left"
-    );
+    assert_fenced_once(&f, "deadline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,18 +758,7 @@ async fn a_write_never_replaces_a_record_stamped_after_its_arrival() {
         .unwrap();
 
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
-    assert_eq!(
-        f.metrics
-            .writes_fenced
-            .with_label_values(&["superseded"])
-            .get(),
-        1
-    );
-    assert_eq!(
-        record_files(f.store.root()).len(),
-        1,
-        "a temp file was left"
-    );
+    assert_fenced_once(&f, "superseded");
 }
 
 #[test]
