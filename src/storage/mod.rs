@@ -432,8 +432,7 @@ impl<F: FileSystem> Inner<F> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut last_error = None;
         for _ in 0..READ_ATTEMPTS {
-            let read = self.read_record(&paths);
-            match read {
+            match self.read_record(&paths) {
                 Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
                     Ok(record) if record.username == username.as_str() => return Ok(Some(record)),
                     Ok(record) => {
@@ -599,6 +598,8 @@ impl<F: FileSystem> Inner<F> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
         loop {
+            // Not `read_record`: only this writer renames in its stripe in this process (the
+            // stripe's queue), and it renames after this read has closed the file.
             match self.fs.read(&paths.record) {
                 Ok(bytes) => {
                     return Ok(serde_json::from_slice::<Record>(&bytes)
