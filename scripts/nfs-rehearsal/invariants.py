@@ -181,7 +181,7 @@ class Request:
             return False
         if self.status == 503 and self.problem in DEFINITE_503:
             return True
-        # A rejected request (4xx) changes nothing on disk (README, "Rules").
+        # A rejected request (4xx) changes nothing on disk (docs/api.md, "Rules").
         return 400 <= self.status < 500
 
 
