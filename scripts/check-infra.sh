@@ -7,8 +7,9 @@
 #   bash scripts/check-infra.sh
 #
 # Apart from PyPI on the first run, nothing here reaches the network (AWS, GitHub, the
-# Terraform registry). `terraform init` and `validate` need the AWS provider, so they run in
-# .github/workflows/ci.yml only; tests/infra.rs (cargo test) cross-checks the Terraform
+# Terraform registry). `terraform init`, `validate` and `test` need the AWS provider: they run
+# offline against its real schema in scripts/terraform-offline/run.sh, and with the real
+# provider in .github/workflows/ci.yml; tests/infra.rs (cargo test) cross-checks the Terraform
 # against the app.
 set -euo pipefail
 cd "$(dirname "$0")/.."
