@@ -1,27 +1,32 @@
-//! The deployment, checked against the app it deploys: nothing here can reach AWS, so the
-//! Terraform (parsed with `hcl-rs`), the Dockerfile, the workflows and the checkov config are
-//! read as files and held to the app's facts and to the zero-downtime rules.
+//! The deployment, checked where it meets the app: the facts that the Terraform in terraform/,
+//! the Dockerfile and the source must agree on (the port, the readiness route, the container
+//! user, the data directory, the binary, the environment variables, the shutdown timing), the
+//! deploy workflow, the checkov skips and the docker build context.
 //!
-//! The app's facts come from the app itself wherever they live in code: the readiness and
-//! liveness routes from `src/routes/health.rs`, the shutdown timeout from
+//! Everything that is Terraform alone (rolling-deploy percentages, circuit breaker, health
+//! check timings, deregistration delay, EFS encryption and access point, zones, IAM, ECR) is
+//! asserted by Terraform itself, in terraform/**/tests/*.tftest.hcl: `terraform test` plans each
+//! root with its real terraform.tfvars, and each module, against a mock AWS provider (offline:
+//! `bash scripts/terraform-offline/run.sh`). Those tests see only the module they plan: not the
+//! values a parent passes to its child modules, nor `lifecycle`, `terraform` or `backend`
+//! blocks. The few checks of those stay here.
+//!
+//! The Terraform is parsed with `hcl-rs`, not evaluated: only literal locals and the text of a
+//! few expressions are read. The app's facts come from the app itself: the readiness and
+//! liveness routes from `src/routes/health.rs`, the environment variables and their defaults
+//! from `src/configuration.rs`, the shutdown timeout from
 //! `hello_birthday::configuration::DEFAULT_SHUTDOWN_TIMEOUT_SECS`, the port, data directory,
-//! user and entrypoint from the Dockerfile. Each environment root (staging, production) is
-//! evaluated with its own `terraform.tfvars`, following module calls and `var.`/`local.`
-//! references, so a value that differs per environment is checked in each.
+//! user and entrypoint from the Dockerfile.
 //!
 //! Run alone with `cargo test --test infra`.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
-use hcl::{Block, Body, Expression, Map, ObjectKey, Value};
+use hcl::eval::{Context, Evaluate};
+use hcl::{Block, Body, Expression, ObjectKey, Value};
 use hello_birthday::configuration::DEFAULT_SHUTDOWN_TIMEOUT_SECS;
-
-const ENVIRONMENTS: [&str; 2] = ["staging", "production"];
-/// Fargate's ceiling for a container's stopTimeout.
-const FARGATE_MAX_STOP_TIMEOUT: i64 = 120;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -155,357 +160,226 @@ fn health_routes(function: &str) -> Vec<String> {
     routes
 }
 
-// ---------------------------------------------------------------------------------------------
-// Terraform: modules loaded from disk, instantiated with their inputs, evaluated as far as the
-// inputs, defaults and locals allow (references to resources stay unevaluated).
-
-/// A module directory instantiated with input values: the evaluation scope of its files.
-struct Instance {
-    /// e.g. `staging/module.app/module.service`, for messages.
-    path: String,
-    dir: PathBuf,
-    body: Body,
-    vars: Map<String, Value>,
-    locals: Map<String, Value>,
-}
-
-fn parse_dir(dir: &Path) -> Body {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "tf"))
+/// The environment variables the app reads: every `env = "NAME"` of src/configuration.rs, and
+/// RUST_LOG, which tracing's `EnvFilter` reads (src/telemetry.rs).
+fn app_env_vars() -> Vec<String> {
+    let config = read("src/configuration.rs");
+    let mut names: Vec<String> = config
+        .match_indices("env = \"")
+        .map(|(i, m)| {
+            let rest = &config[i + m.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
         .collect();
-    files.sort();
-    let mut structures = Vec::new();
-    for file in files {
-        let text = fs::read_to_string(&file).unwrap();
-        let body =
-            hcl::parse(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
-        structures.extend(body.into_inner());
+    assert!(
+        !names.is_empty(),
+        "no env = \"...\" in src/configuration.rs"
+    );
+    if read("src/telemetry.rs").contains("EnvFilter::try_from_default_env") {
+        names.push("RUST_LOG".to_owned());
     }
-    Body::from(structures)
+    names
 }
 
-fn functions(ctx: &mut Context) {
-    // Enough of Terraform's library for the expressions checked here. jsonencode returns its
-    // argument, so container definitions can be inspected as the structure they encode.
-    fn identity(args: FuncArgs) -> Result<Value, String> {
-        Ok(args.into_values().remove(0))
+/// The numeric `default_value_t` of the setting read from `env`, from src/configuration.rs.
+fn app_default(env: &str) -> i64 {
+    let config = read("src/configuration.rs");
+    let at = config
+        .find(&format!("env = \"{env}\""))
+        .unwrap_or_else(|| panic!("src/configuration.rs reads no {env}"));
+    let rest = &config[at..];
+    let value = rest["default_value_t = ".len() + rest.find("default_value_t = ").unwrap()..]
+        .split([',', '\n', ')'])
+        .next()
+        .unwrap()
+        .trim();
+    match value {
+        "DEFAULT_SHUTDOWN_TIMEOUT_SECS" => DEFAULT_SHUTDOWN_TIMEOUT_SECS as i64,
+        number => number
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{env}: default {number} is not a number")),
     }
-    fn tostring(args: FuncArgs) -> Result<Value, String> {
-        match args.into_values().remove(0) {
-            Value::String(s) => Ok(Value::String(s)),
-            Value::Number(n) => Ok(Value::String(n.to_string())),
-            Value::Bool(b) => Ok(Value::String(b.to_string())),
-            other => Err(format!("tostring({other:?})")),
-        }
-    }
-    ctx.declare_func("jsonencode", FuncDef::new(identity, [ParamType::Any]));
-    ctx.declare_func("tostring", FuncDef::new(tostring, [ParamType::Any]));
 }
 
-impl Instance {
-    fn root(name: &str) -> Instance {
-        let dir = repo().join("terraform").join(name);
-        let mut inputs = Map::new();
-        let tfvars = dir.join("terraform.tfvars");
-        if tfvars.exists() {
-            let body = hcl::parse(&fs::read_to_string(&tfvars).unwrap()).unwrap();
-            for attr in body.attributes() {
-                let value = attr
-                    .expr
-                    .evaluate(&Context::new())
-                    .unwrap_or_else(|e| panic!("{}: {e}", tfvars.display()));
-                inputs.insert(attr.key().to_owned(), value);
-            }
-        }
-        Instance::new(name.to_owned(), dir, inputs, &[])
-    }
+// ---------------------------------------------------------------------------------------------
+// Terraform, parsed (not evaluated).
 
-    /// `inputs` are the known input values; `unknown` names the inputs the caller sets to
-    /// values only known at apply time (their defaults must not stand in for them).
-    fn new(path: String, dir: PathBuf, inputs: Map<String, Value>, unknown: &[String]) -> Instance {
-        let body = parse_dir(&dir);
-        let mut vars = Map::new();
-        for block in body
-            .blocks()
-            .filter(|b| b.identifier.as_str() == "variable")
-        {
-            let name = label(block, 0).to_owned();
-            if unknown.contains(&name) {
-                continue;
-            }
-            let value = inputs.get(&name).cloned().or_else(|| {
-                attr(&block.body, "default").and_then(|e| e.evaluate(&Context::new()).ok())
-            });
-            if let Some(value) = value.filter(|v| !v.is_null()) {
-                vars.insert(name, value);
-            }
+/// The .tf files of one directory under terraform/, as one body.
+struct Module {
+    dir: &'static str,
+    body: Body,
+}
+
+impl Module {
+    fn load(dir: &'static str) -> Module {
+        let path = repo().join("terraform").join(dir);
+        let mut files: Vec<PathBuf> = fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|ext| ext == "tf"))
+            .collect();
+        files.sort();
+        let mut structures = Vec::new();
+        for file in files {
+            let text = fs::read_to_string(&file).unwrap();
+            let body = hcl::parse(&text)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
+            structures.extend(body.into_inner());
         }
-        for name in inputs.keys() {
-            assert!(
-                vars.contains_key(name),
-                "{path}: input {name} is not a variable of {}",
-                dir.display()
-            );
-        }
-        let mut instance = Instance {
-            path,
+        Module {
             dir,
-            body,
-            vars,
-            locals: Map::new(),
-        };
-        instance.evaluate_locals();
-        instance
+            body: Body::from(structures),
+        }
     }
 
-    /// Locals may refer to each other: evaluate in rounds until no more become known.
-    fn evaluate_locals(&mut self) {
-        let definitions: Vec<(String, Expression)> = self
+    /// The block `identifier "labels[0]" "labels[1]" { ... }`.
+    fn block(&self, identifier: &str, labels: &[&str]) -> &Block {
+        self.body
+            .blocks()
+            .find(|b| {
+                b.identifier.as_str() == identifier
+                    && b.labels
+                        .iter()
+                        .map(|l| l.as_str())
+                        .eq(labels.iter().copied())
+            })
+            .unwrap_or_else(|| panic!("terraform/{}: no {identifier} {labels:?}", self.dir))
+    }
+
+    /// The value of `local.<name>`, which must be a literal.
+    fn local(&self, name: &str) -> Value {
+        self.body
+            .blocks()
+            .filter(|b| b.identifier.as_str() == "locals")
+            .flat_map(|b| b.body.attributes())
+            .find(|a| a.key() == name)
+            .and_then(|a| a.expr.evaluate(&Context::new()).ok())
+            .unwrap_or_else(|| panic!("terraform/{}: no literal local.{name}", self.dir))
+    }
+
+    /// A context in which this module's literal locals can be referenced.
+    fn context(&self) -> Context<'static> {
+        let mut locals = hcl::Map::new();
+        for a in self
             .body
             .blocks()
             .filter(|b| b.identifier.as_str() == "locals")
             .flat_map(|b| b.body.attributes())
-            .map(|a| (a.key().to_owned(), a.expr.clone()))
-            .collect();
-        loop {
-            let mut progress = false;
-            for (name, expr) in &definitions {
-                if self.locals.contains_key(name) {
-                    continue;
-                }
-                if let Ok(value) = expr.evaluate(&self.context()) {
-                    self.locals.insert(name.clone(), value);
-                    progress = true;
-                }
-            }
-            if !progress {
-                break;
+        {
+            if let Ok(value) = a.expr.evaluate(&Context::new()) {
+                locals.insert(a.key().to_owned(), value);
             }
         }
-    }
-
-    fn context(&self) -> Context<'static> {
         let mut ctx = Context::new();
-        ctx.declare_var("var", Value::Object(self.vars.clone()));
-        ctx.declare_var("local", Value::Object(self.locals.clone()));
-        functions(&mut ctx);
+        ctx.declare_var("local", Value::Object(locals));
         ctx
     }
 
-    /// `expr` with everything that can be evaluated in this scope evaluated.
-    fn eval(&self, expr: &Expression) -> Expression {
-        let mut expr = expr.clone();
-        let _unknown_references_stay = expr.evaluate_in_place(&self.context());
-        expr
+    /// The text of the expression a `module` block passes as `input`, e.g.
+    /// `local.container_port`.
+    fn module_input(&self, module: &str, input: &str) -> String {
+        attr(&self.block("module", &[module]).body, input)
+            .unwrap_or_else(|| panic!("terraform/{}: module {module} gets no {input}", self.dir))
+            .to_string()
     }
-
-    /// The instance of `module "<name>"` called from this one.
-    fn module(&self, name: &str) -> Instance {
-        let block = self
-            .body
-            .blocks()
-            .find(|b| b.identifier.as_str() == "module" && label(b, 0) == name)
-            .unwrap_or_else(|| panic!("{}: no module \"{name}\"", self.path));
-        let source = attr(&block.body, "source")
-            .and_then(|e| known(&self.eval(e)))
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .expect("module source is a string");
-        let mut inputs = Map::new();
-        let mut unknown = Vec::new();
-        for a in block.body.attributes() {
-            if ["source", "depends_on", "providers", "count", "for_each"].contains(&a.key()) {
-                continue;
-            }
-            match known(&self.eval(&a.expr)) {
-                Some(value) => {
-                    inputs.insert(a.key().to_owned(), value);
-                }
-                None => unknown.push(a.key().to_owned()),
-            }
-        }
-        Instance::new(
-            format!("{}/module.{name}", self.path),
-            self.dir.join(source),
-            inputs,
-            &unknown,
-        )
-    }
-
-    fn block(&self, kind: &str, type_: &str, name: &str) -> &Block {
-        self.body
-            .blocks()
-            .find(|b| b.identifier.as_str() == kind && label(b, 0) == type_ && label(b, 1) == name)
-            .unwrap_or_else(|| panic!("{}: no {kind} {type_}.{name}", self.path))
-    }
-
-    fn resource(&self, type_: &str, name: &str) -> &Block {
-        self.block("resource", type_, name)
-    }
-
-    /// The evaluated value of `attribute` (a dotted path through nested blocks, e.g.
-    /// `health_check.path`) of a block, if it is known.
-    fn value(&self, block: &Block, attribute: &str) -> Option<Value> {
-        let (blocks, last) = match attribute.rsplit_once('.') {
-            Some((blocks, last)) => (blocks.split('.').collect(), last),
-            None => (Vec::new(), attribute),
-        };
-        let mut body = &block.body;
-        for nested in blocks {
-            body = &body
-                .blocks()
-                .find(|b| b.identifier.as_str() == nested)?
-                .body;
-        }
-        known(&self.eval(attr(body, last)?))
-    }
-
-    fn int(&self, block: &Block, attribute: &str) -> i64 {
-        self.value(block, attribute)
-            .and_then(|v| v.as_i64())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: {attribute} of {} is not a known number",
-                    self.path,
-                    describe(block)
-                )
-            })
-    }
-
-    fn string(&self, block: &Block, attribute: &str) -> String {
-        self.value(block, attribute)
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: {attribute} of {} is not a known string",
-                    self.path,
-                    describe(block)
-                )
-            })
-    }
-
-    fn boolean(&self, block: &Block, attribute: &str) -> bool {
-        self.value(block, attribute)
-            .and_then(|v| v.as_bool())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: {attribute} of {} is not a known bool",
-                    self.path,
-                    describe(block)
-                )
-            })
-    }
-}
-
-fn label(block: &Block, i: usize) -> &str {
-    block.labels.get(i).map(|l| l.as_str()).unwrap_or("")
-}
-
-fn describe(block: &Block) -> String {
-    let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
-    format!("{} {}", block.identifier.as_str(), labels.join("."))
 }
 
 fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
     body.attributes().find(|a| a.key() == key).map(|a| &a.expr)
 }
 
-/// The value of a fully evaluated expression; `None` while any part refers to something
-/// only known at apply time.
-fn known(expr: &Expression) -> Option<Value> {
-    Some(match expr {
-        Expression::Null => Value::Null,
-        Expression::Bool(b) => Value::Bool(*b),
-        Expression::Number(n) => Value::Number(*n),
-        Expression::String(s) => Value::String(s.clone()),
-        Expression::Array(items) => Value::Array(items.iter().map(known).collect::<Option<_>>()?),
-        Expression::Object(object) => {
-            let mut map = Map::new();
-            for (key, value) in object {
-                map.insert(key_str(key)?.to_owned(), known(value)?);
+fn child<'a>(body: &'a Body, identifier: &str) -> Option<&'a Block> {
+    body.blocks().find(|b| b.identifier.as_str() == identifier)
+}
+
+fn int(value: &Value, what: &str) -> i64 {
+    value
+        .as_i64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value:?}"))
+}
+
+fn string<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {value:?}"))
+}
+
+/// The field `key` of an object expression.
+fn field<'a>(object: &'a Expression, key: &str) -> Option<&'a Expression> {
+    let Expression::Object(object) = object else {
+        return None;
+    };
+    object.iter().find_map(|(k, v)| {
+        let name = match k {
+            ObjectKey::Identifier(id) => id.as_str(),
+            ObjectKey::Expression(Expression::String(s)) => s.as_str(),
+            _ => return None,
+        };
+        (name == key).then_some(v)
+    })
+}
+
+/// The service module's one container definition: the object inside
+/// `container_definitions = jsonencode([{ ... }])` (its single-container shape is asserted by
+/// terraform/modules/service/tests).
+struct Container {
+    service: Module,
+    definition: Expression,
+}
+
+impl Container {
+    fn load() -> Container {
+        let service = Module::load("modules/service");
+        let task = service.block("resource", &["aws_ecs_task_definition", "app"]);
+        let definition = match attr(&task.body, "container_definitions") {
+            Some(Expression::FuncCall(call)) if call.name.name.as_str() == "jsonencode" => {
+                match call.args.first() {
+                    Some(Expression::Array(items)) if items.len() == 1 => items[0].clone(),
+                    other => panic!("container_definitions: one container expected, got {other:?}"),
+                }
             }
-            Value::Object(map)
+            other => panic!("container_definitions is not jsonencode([...]): {other:?}"),
+        };
+        Container {
+            service,
+            definition,
         }
-        _ => return None,
-    })
-}
-
-/// An object key that is a plain name or string.
-fn key_str(key: &ObjectKey) -> Option<&str> {
-    match key {
-        ObjectKey::Identifier(id) => Some(id.as_str()),
-        ObjectKey::Expression(Expression::String(s)) => Some(s.as_str()),
-        _ => None,
     }
-}
 
-/// Follows object keys and array indices through an evaluated expression, looking through
-/// `jsonencode(...)` calls whose argument is only partly known.
-fn at<'a>(expr: &'a Expression, path: &[&str]) -> Option<&'a Expression> {
-    let expr = match expr {
-        Expression::FuncCall(call) if call.name.name.as_str() == "jsonencode" => {
-            call.args.first()?
+    /// The value at `path` (object keys, array indices) with `local.` references resolved;
+    /// `None` where a variable or resource decides it.
+    fn value(&self, path: &[&str]) -> Option<Value> {
+        let mut expr = &self.definition;
+        for step in path {
+            expr = match (expr, step.parse::<usize>()) {
+                (Expression::Array(items), Ok(i)) => items.get(i)?,
+                (object, _) => field(object, step)?,
+            };
         }
-        other => other,
-    };
-    let Some((first, rest)) = path.split_first() else {
-        return Some(expr);
-    };
-    let next = match expr {
-        Expression::Array(items) => items.get(first.parse::<usize>().ok()?)?,
-        Expression::Object(object) => object
+        expr.evaluate(&self.service.context()).ok()
+    }
+
+    /// The environment the container sets: name => literal value (`None` if not a literal).
+    fn environment(&self) -> BTreeMap<String, Option<String>> {
+        let Some(Expression::Array(entries)) = field(&self.definition, "environment") else {
+            return BTreeMap::new();
+        };
+        let ctx = self.service.context();
+        entries
             .iter()
-            .find_map(|(k, v)| (key_str(k)? == *first).then_some(v))?,
-        _ => return None,
-    };
-    at(next, rest)
-}
-
-fn at_value(expr: &Expression, path: &[&str]) -> Option<Value> {
-    at(expr, path).and_then(known)
-}
-
-/// The environment's composition module, as its root calls it.
-fn environment(name: &str) -> Instance {
-    Instance::root(name).module("app")
-}
-
-/// The single container of the service module's task definition, evaluated.
-fn container(service: &Instance) -> Expression {
-    let task = service.resource("aws_ecs_task_definition", "app");
-    let definitions =
-        service.eval(attr(&task.body, "container_definitions").expect("container_definitions"));
-    let containers = match at(&definitions, &[]) {
-        Some(Expression::Array(items)) => items.clone(),
-        other => panic!(
-            "{}: container_definitions is not a list: {other:?}",
-            service.path
-        ),
-    };
-    assert_eq!(
-        containers.len(),
-        1,
-        "{}: the task runs exactly one container",
-        service.path
-    );
-    containers.into_iter().next().unwrap()
-}
-
-fn int_at(expr: &Expression, path: &[&str], what: &str) -> i64 {
-    at_value(expr, path)
-        .and_then(|v| v.as_i64())
-        .unwrap_or_else(|| panic!("{what}: {} is not a known number", path.join(".")))
-}
-
-/// An env var of the container, if the task definition sets it.
-fn container_env(container: &Expression, key: &str) -> Option<String> {
-    let list = at_value(container, &["environment"])?;
-    list.as_array()?.iter().find_map(|entry| {
-        let entry = entry.as_object()?;
-        (entry.get("name")?.as_str()? == key)
-            .then(|| entry.get("value")?.as_str().map(str::to_owned))?
-    })
+            .map(|entry| {
+                let name = field(entry, "name")
+                    .and_then(|e| e.evaluate(&ctx).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .expect("environment entries have a literal name");
+                let value = field(entry, "value")
+                    .and_then(|e| e.evaluate(&ctx).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                (name, value)
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,6 +408,13 @@ fn the_image_serves_what_the_app_expects() {
         "json",
         "production logs are JSON lines"
     );
+    let known = app_env_vars();
+    for key in image.env.keys() {
+        assert!(
+            known.contains(key),
+            "the Dockerfile sets ENV {key}, which the app does not read"
+        );
+    }
     assert!(
         image.uid > 0 && image.gid > 0,
         "the image must not run as root"
@@ -554,522 +435,186 @@ fn the_image_serves_what_the_app_expects() {
     );
 }
 
+/// terraform/modules/environment names the app's facts once, as locals, and hands them to the
+/// modules; the modules' own tests show each input reaching its resource.
 #[test]
-fn task_definition_matches_the_image() {
+fn the_environment_module_passes_the_images_facts() {
     let image = Image::read();
-    for env in ENVIRONMENTS {
-        let service = environment(env).module("service");
-        let container = container(&service);
-        let what = format!("{}: container", service.path);
+    let env = Module::load("modules/environment");
 
+    let port = int(&env.local("container_port"), "local.container_port");
+    assert_eq!(
+        port, image.expose,
+        "terraform/modules/environment: container_port is not the image's EXPOSE"
+    );
+    assert_eq!(
+        int(&env.local("container_uid"), "local.container_uid"),
+        image.uid,
+        "terraform/modules/environment: container_uid is not the image's USER (the EFS access point forces it on every file)"
+    );
+    assert_eq!(
+        int(&env.local("container_gid"), "local.container_gid"),
+        image.gid,
+        "terraform/modules/environment: container_gid is not the image's USER group"
+    );
+
+    let readiness = health_routes("ready");
+    let liveness = health_routes("live");
+    let path = env.local("readiness_path");
+    let path = string(&path, "local.readiness_path");
+    assert!(
+        readiness.iter().any(|r| r == path),
+        "terraform/modules/environment: readiness_path {path} is not a readiness route of the app {readiness:?}"
+    );
+    assert!(
+        !liveness.iter().any(|r| r == path),
+        "terraform/modules/environment: {path} is the liveness route; the load balancer must check readiness"
+    );
+
+    // `terraform test` cannot see what a module passes to its children: these inputs are read
+    // here, and the child modules' tests assert that each reaches its resource.
+    for (module, input, expected) in [
+        ("network", "container_port", "local.container_port"),
+        ("load_balancer", "container_port", "local.container_port"),
+        ("load_balancer", "health_check_path", "local.readiness_path"),
+        ("service", "container_port", "local.container_port"),
+        ("storage", "posix_uid", "local.container_uid"),
+        ("storage", "posix_gid", "local.container_gid"),
+        // One task per zone: terraform/<env>/tests check min_tasks against the zones.
+        ("service", "desired_count", "var.min_tasks"),
+        ("service", "min_capacity", "var.min_tasks"),
+        (
+            "service",
+            "private_subnet_ids",
+            "module.network.private_subnet_ids",
+        ),
+        (
+            "storage",
+            "subnet_ids_by_az",
+            "module.network.private_subnet_ids_by_az",
+        ),
+    ] {
         assert_eq!(
-            int_at(&container, &["portMappings", "0", "containerPort"], &what),
-            image.expose,
-            "{what}: containerPort != the image's EXPOSE"
+            env.module_input(module, input),
+            expected,
+            "terraform/modules/environment: module {module} must get {input} = {expected}"
         );
-        assert_eq!(
-            at_value(&container, &["essential"]),
-            Some(Value::Bool(true)),
-            "{what}: must be essential"
+    }
+}
+
+#[test]
+fn the_task_definition_runs_the_image() {
+    let image = Image::read();
+    let container = Container::load();
+
+    assert_eq!(
+        container
+            .value(&["mountPoints", "0", "containerPath"])
+            .as_ref()
+            .and_then(Value::as_str),
+        Some(image.env("DATA_DIR")),
+        "terraform/modules/service: the EFS volume is not mounted at the image's DATA_DIR"
+    );
+    assert_eq!(
+        container.value(&["healthCheck", "command"]),
+        Some(Value::from(vec![
+            "CMD",
+            &image.entrypoint[0],
+            "healthcheck"
+        ])),
+        "terraform/modules/service: the container health check must run the image's binary with `healthcheck`"
+    );
+
+    let known = app_env_vars();
+    for (key, value) in container.environment() {
+        assert!(
+            known.contains(&key),
+            "terraform/modules/service: the task sets {key}, which the app does not read"
         );
-        let command = at_value(&container, &["healthCheck", "command"])
-            .expect("container healthCheck.command");
-        let expected: Vec<Value> = ["CMD", &image.entrypoint[0], "healthcheck"]
-            .iter()
-            .map(|s| Value::from(*s))
-            .collect();
-        assert_eq!(
-            command,
-            Value::Array(expected),
-            "{what}: healthCheck must run the image's binary with `healthcheck`"
-        );
-        for (key, value) in &image.env {
-            if let Some(overridden) = container_env(&container, key) {
-                assert_eq!(
-                    &overridden, value,
-                    "{what}: environment {key} contradicts the image"
-                );
-            }
+        if let (Some(value), Some(image_value)) = (value, image.env.get(&key)) {
+            assert_eq!(
+                &value, image_value,
+                "terraform/modules/service: environment {key} contradicts the image"
+            );
         }
     }
 }
 
-#[test]
-fn only_the_efs_mount_is_writable() {
-    let image = Image::read();
-    for env in ENVIRONMENTS {
-        let service = environment(env).module("service");
-        let container = container(&service);
-        let what = format!("{}: container", service.path);
-        assert_eq!(
-            at_value(&container, &["readonlyRootFilesystem"]),
-            Some(Value::Bool(true)),
-            "{what}: the root file system must be read-only"
-        );
-
-        let mounts = at_value(&container, &["mountPoints"])
-            .and_then(|v| v.as_array().cloned())
-            .expect("mountPoints");
-        assert_eq!(
-            mounts.len(),
-            1,
-            "{what}: exactly one mount, the data directory"
-        );
-        let mount = mounts[0].as_object().unwrap();
-        assert_eq!(
-            mount["containerPath"].as_str(),
-            Some(image.env("DATA_DIR")),
-            "{what}: the mount must be at the image's DATA_DIR"
-        );
-        assert_eq!(
-            mount["readOnly"].as_bool(),
-            Some(false),
-            "{what}: the data mount must be writable"
-        );
-
-        let task = service.resource("aws_ecs_task_definition", "app");
-        let volumes: Vec<&Block> = task
-            .body
-            .blocks()
-            .filter(|b| b.identifier.as_str() == "volume")
-            .collect();
-        assert_eq!(volumes.len(), 1, "{}: exactly one volume", service.path);
-        let volume = volumes[0];
-        assert_eq!(
-            Some(service.string(volume, "name").as_str()),
-            mount["sourceVolume"].as_str(),
-            "{what}: mount and volume names differ"
-        );
-        assert_eq!(
-            service.string(volume, "efs_volume_configuration.transit_encryption"),
-            "ENABLED",
-            "{}: EFS traffic must be TLS",
-            service.path
-        );
-        assert_eq!(
-            service.string(volume, "efs_volume_configuration.authorization_config.iam"),
-            "ENABLED",
-            "{}: EFS must authorise the task role",
-            service.path
-        );
-        assert!(
-            attr(
-                &volume
-                    .body
-                    .blocks()
-                    .next()
-                    .unwrap()
-                    .body
-                    .blocks()
-                    .next()
-                    .unwrap()
-                    .body,
-                "access_point_id"
-            )
-            .is_some(),
-            "{}: the volume must mount through the access point",
-            service.path
-        );
-    }
-}
-
+/// ECS deregisters a task, waits the target group's deregistration delay, sends SIGTERM, then
+/// SIGKILL after stopTimeout. The app needs its drain delay plus its shutdown timeout.
 #[test]
 fn tasks_stop_only_after_in_flight_requests_finish() {
     let image = Image::read();
-    for env in ENVIRONMENTS {
-        let service = environment(env).module("service");
-        let container = container(&service);
-        let what = format!("{}: container", service.path);
-        // Whatever the task or the image set, else the app's defaults.
-        let setting = |key: &str, default: u64| -> i64 {
-            container_env(&container, key)
-                .or_else(|| image.env.get(key).cloned())
-                .map(|v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{what}: {key}={v} is not a number"))
-                })
-                .unwrap_or(default as i64)
-        };
-        let shutdown = setting("SHUTDOWN_TIMEOUT_SECS", DEFAULT_SHUTDOWN_TIMEOUT_SECS);
-        let drain = setting("DRAIN_DELAY_SECS", 0);
-        let stop_timeout = int_at(&container, &["stopTimeout"], &what);
-        assert!(
-            stop_timeout > drain + shutdown,
-            "{what}: stopTimeout {stop_timeout}s must exceed the app's drain delay ({drain}s) plus shutdown timeout ({shutdown}s), or ECS SIGKILLs requests in flight"
-        );
-        assert!(
-            stop_timeout <= FARGATE_MAX_STOP_TIMEOUT,
-            "{what}: Fargate caps stopTimeout at 120s"
-        );
-    }
-}
+    let container = Container::load();
+    let environment = container.environment();
+    // Whatever the task or the image set, else the app's default.
+    let setting = |key: &str| -> i64 {
+        environment
+            .get(key)
+            .cloned()
+            .flatten()
+            .or_else(|| image.env.get(key).cloned())
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{key}={v} is not a number"))
+            })
+            .unwrap_or_else(|| app_default(key))
+    };
+    let drain = setting("DRAIN_DELAY_SECS");
+    let shutdown = setting("SHUTDOWN_TIMEOUT_SECS");
+    let stop_timeout = container
+        .value(&["stopTimeout"])
+        .map(|v| int(&v, "stopTimeout"))
+        .expect("terraform/modules/service: stopTimeout is not a literal or local");
+    assert!(
+        stop_timeout > drain + shutdown,
+        "terraform/modules/service: stopTimeout {stop_timeout}s must exceed the app's drain delay ({drain}s) plus shutdown timeout ({shutdown}s), or ECS SIGKILLs requests in flight"
+    );
 
-#[test]
-fn service_rolls_out_without_downtime() {
-    let image = Image::read();
-    for env in ENVIRONMENTS {
-        let app = environment(env);
-        let service_module = app.module("service");
-        let service = service_module.resource("aws_ecs_service", "app");
-        let at = &service_module.path;
-
-        assert_eq!(
-            service_module.int(service, "deployment_minimum_healthy_percent"),
-            100,
-            "{at}: no old task may stop before its replacement is healthy"
-        );
-        assert_eq!(
-            service_module.int(service, "deployment_maximum_percent"),
-            200,
-            "{at}: a whole new set of tasks must fit beside the old one"
-        );
-        assert!(
-            service_module.boolean(service, "deployment_circuit_breaker.enable"),
-            "{at}: circuit breaker off"
-        );
-        assert!(
-            service_module.boolean(service, "deployment_circuit_breaker.rollback"),
-            "{at}: circuit breaker must roll back"
-        );
-        assert!(
-            service_module.boolean(service, "alarms.enable")
-                && service_module.boolean(service, "alarms.rollback"),
-            "{at}: deployment alarms must roll back"
-        );
-        assert!(
-            service_module.int(service, "health_check_grace_period_seconds") > 0,
-            "{at}: no health check grace period"
-        );
-        assert_eq!(
-            service_module.string(service, "availability_zone_rebalancing"),
-            "ENABLED",
-            "{at}"
-        );
-        assert_eq!(
-            service_module.string(service, "launch_type"),
-            "FARGATE",
-            "{at}"
-        );
-        assert_eq!(
-            service_module.string(service, "deployment_controller.type"),
-            "ECS",
-            "{at}: rolling updates are the ECS controller's"
-        );
-        let platform = service_module.string(service, "platform_version");
-        assert!(
-            platform == "LATEST" || platform.as_str() >= "1.4.0",
-            "{at}: EFS needs Fargate platform 1.4.0 or later, got {platform}"
-        );
-        assert!(
-            !service_module.boolean(service, "network_configuration.assign_public_ip"),
-            "{at}: tasks must not get public IPs"
-        );
-        assert_eq!(
-            service_module.int(service, "load_balancer.container_port"),
-            image.expose,
-            "{at}: the load balancer must target the image's port"
-        );
-
-        let container = container(&service_module);
-        assert_eq!(
-            service_module.value(service, "load_balancer.container_name"),
-            at_value(&container, &["name"]),
-            "{at}: load_balancer.container_name is not the task's container"
-        );
-
-        let lifecycle = service
-            .body
-            .blocks()
-            .find(|b| b.identifier.as_str() == "lifecycle")
-            .expect("lifecycle block");
-        let ignored = match attr(&lifecycle.body, "ignore_changes") {
-            Some(Expression::Array(items)) => items
-                .iter()
-                .map(|e| match e {
-                    Expression::Variable(v) => v.as_str().to_owned(),
-                    other => format!("{other:?}"),
-                })
-                .collect::<Vec<_>>(),
-            other => panic!("{at}: ignore_changes must list attributes, got {other:?}"),
-        };
-        assert!(
-            ignored.contains(&"task_definition".to_owned()),
-            "{at}: the deploy workflow owns the task definition; Terraform must ignore it"
-        );
-    }
-}
-
-#[test]
-fn three_zones_and_a_task_in_each() {
-    for env in ENVIRONMENTS {
-        let app = environment(env);
-        let network = app.module("network");
-        let zones: Vec<String> = network
-            .vars
-            .get("availability_zones")
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_else(|| panic!("{}: availability_zones is not set", network.path))
-            .iter()
-            .map(|z| z.as_str().expect("zone names are strings").to_owned())
-            .collect();
-        let mut distinct = zones.clone();
-        distinct.sort();
-        distinct.dedup();
-        assert!(
-            zones.len() >= 3 && distinct.len() == zones.len(),
-            "{}: three distinct zones needed, got {zones:?}",
-            network.path
-        );
-
-        let service = app.module("service");
-        for (block, attribute) in [
-            (service.resource("aws_ecs_service", "app"), "desired_count"),
-            (
-                service.resource("aws_appautoscaling_target", "app"),
-                "min_capacity",
-            ),
-        ] {
-            let count = service.int(block, attribute);
-            assert!(
-                count >= zones.len() as i64,
-                "{}: {attribute} {count} leaves a zone without a task",
-                service.path
-            );
-        }
-
-        // A mount target in every zone the tasks run in.
-        let storage = app.module("storage");
-        let by_az = storage.resource("aws_efs_mount_target", "this");
-        let for_each = attr(&by_az.body, "for_each")
-            .map(|e| format!("{e:?}"))
-            .unwrap_or_default();
-        assert!(
-            for_each.contains("subnet_ids_by_az"),
-            "{}: mount targets must be created per task subnet",
-            storage.path
-        );
-    }
-}
-
-#[test]
-fn load_balancer_checks_the_readiness_route() {
-    let image = Image::read();
-    let readiness = health_routes("ready");
-    let liveness = health_routes("live");
-    for env in ENVIRONMENTS {
-        let app = environment(env);
-        let lb = app.module("load_balancer");
-        let tg = lb.resource("aws_lb_target_group", "app");
-        let at = &lb.path;
-
-        assert_eq!(
-            lb.string(tg, "target_type"),
-            "ip",
-            "{at}: Fargate tasks register by IP"
-        );
-        assert_eq!(
-            lb.int(tg, "port"),
-            image.expose,
-            "{at}: target group port != the image's EXPOSE"
-        );
-        let path = lb.string(tg, "health_check.path");
-        assert!(
-            readiness.contains(&path),
-            "{at}: health check path {path} is not a readiness route of the app {readiness:?}"
-        );
-        assert!(
-            !liveness.contains(&path),
-            "{at}: {path} is the liveness route; the load balancer must check readiness"
-        );
-        assert_eq!(lb.string(tg, "health_check.matcher"), "200", "{at}");
-        assert!(
-            lb.int(tg, "health_check.interval") <= 15,
-            "{at}: health check interval too long"
-        );
-        assert!(
-            lb.int(tg, "health_check.healthy_threshold") <= 3,
-            "{at}: healthy threshold too high"
-        );
-        assert!(
-            lb.int(tg, "health_check.unhealthy_threshold") <= 3,
-            "{at}: unhealthy threshold too high"
-        );
-        let delay = lb.int(tg, "deregistration_delay");
-        assert!(
-            (10..=30).contains(&delay),
-            "{at}: deregistration delay {delay}s, want 10-30s"
-        );
-
-        let alb = lb.resource("aws_lb", "this");
-        assert!(
-            lb.boolean(alb, "drop_invalid_header_fields"),
-            "{at}: drop invalid header fields"
-        );
-
-        let network = app.module("network");
-        let ingress = network.resource("aws_vpc_security_group_ingress_rule", "tasks_from_alb");
-        assert_eq!(
-            network.int(ingress, "from_port"),
-            image.expose,
-            "{}: tasks admit the wrong port",
-            network.path
-        );
-        assert_eq!(
-            network.int(ingress, "to_port"),
-            image.expose,
-            "{}: tasks admit the wrong port",
-            network.path
-        );
-    }
-}
-
-#[test]
-fn efs_is_encrypted_and_owned_by_the_container_user() {
-    let image = Image::read();
-    for env in ENVIRONMENTS {
-        let storage = environment(env).module("storage");
-        let at = &storage.path;
-        let fs = storage.resource("aws_efs_file_system", "this");
-        assert!(
-            storage.boolean(fs, "encrypted"),
-            "{at}: EFS must be encrypted at rest"
-        );
-        assert_eq!(storage.string(fs, "throughput_mode"), "elastic", "{at}");
-
-        let ap = storage.resource("aws_efs_access_point", "this");
-        assert_eq!(
-            storage.int(ap, "posix_user.uid"),
-            image.uid,
-            "{at}: access point uid != the image's USER"
-        );
-        assert_eq!(
-            storage.int(ap, "posix_user.gid"),
-            image.gid,
-            "{at}: access point gid != the image's USER"
-        );
-        assert_eq!(
-            storage.int(ap, "root_directory.creation_info.owner_uid"),
-            image.uid,
-            "{at}: creation_info owner uid"
-        );
-        assert_eq!(
-            storage.int(ap, "root_directory.creation_info.owner_gid"),
-            image.gid,
-            "{at}: creation_info owner gid"
-        );
-
-        let policy = storage.block("data", "aws_iam_policy_document", "file_system");
-        let statements: Vec<&Block> = policy
-            .body
-            .blocks()
-            .filter(|b| b.identifier.as_str() == "statement")
-            .collect();
-        let denies_plain_nfs = statements.iter().any(|s| {
-            storage.value(s, "effect") == Some(Value::from("Deny"))
-                && storage.value(s, "condition.variable")
-                    == Some(Value::from("aws:SecureTransport"))
-                && storage.value(s, "condition.values")
-                    == Some(Value::Array(vec![Value::from("false")]))
-        });
-        assert!(
-            denies_plain_nfs,
-            "{at}: the file system policy must deny non-TLS access"
-        );
-        for s in &statements {
-            let actions = storage
-                .value(s, "actions")
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_default();
-            assert!(
-                !actions.contains("ClientRootAccess"),
-                "{at}: nobody needs root on the file system"
-            );
-        }
-        let backup = storage.resource("aws_efs_backup_policy", "this");
-        assert_eq!(
-            storage.string(backup, "backup_policy.status"),
-            "ENABLED",
-            "{at}: EFS backups off"
-        );
-    }
-}
-
-#[test]
-fn roots_pin_versions_and_lock_state() {
-    for root in ["bootstrap", "staging", "production"] {
-        let instance = Instance::root(root);
-        let terraform = instance
-            .body
-            .blocks()
-            .find(|b| b.identifier.as_str() == "terraform")
-            .expect("terraform block");
-        let required = instance.string(terraform, "required_version");
-        assert!(
-            required.starts_with("~>"),
-            "{root}: pin required_version with ~>, got {required}"
-        );
-        let providers = terraform
-            .body
-            .blocks()
-            .find(|b| b.identifier.as_str() == "required_providers")
-            .expect("required_providers");
-        let aws = instance.eval(attr(&providers.body, "aws").expect("aws provider requirement"));
-        let version = at_value(&aws, &["version"])
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        assert!(
-            version.starts_with("~> 6"),
-            "{root}: pin the AWS provider to ~> 6.x, got {version:?}"
-        );
-
-        let provider = instance.block("provider", "aws", "");
-        assert!(
-            provider
-                .body
-                .blocks()
-                .any(|b| b.identifier.as_str() == "default_tags"),
-            "{root}: the provider needs default_tags"
-        );
-
-        if root != "bootstrap" {
-            let backend = terraform
-                .body
-                .blocks()
-                .find(|b| b.identifier.as_str() == "backend")
-                .expect("backend");
-            assert_eq!(
-                label(backend, 0),
-                "s3",
-                "{root}: state belongs in the S3 bucket"
-            );
-            assert!(
-                instance.boolean(backend, "use_lockfile"),
-                "{root}: use S3-native state locking (use_lockfile = true)"
-            );
-            assert_eq!(
-                instance.string(backend, "key"),
-                format!("{root}/terraform.tfstate"),
-                "{root}: each root its own state key"
-            );
-        }
-    }
-}
-
-#[test]
-fn the_image_repository_is_immutable_and_scanned() {
-    let bootstrap = Instance::root("bootstrap");
-    let ecr = bootstrap.resource("aws_ecr_repository", "app");
-    assert_eq!(bootstrap.string(ecr, "image_tag_mutability"), "IMMUTABLE");
-    assert!(bootstrap.boolean(ecr, "image_scanning_configuration.scan_on_push"));
+    // A request still waiting for storage when the ALB gives up on the connection is lost to
+    // the client: the app's storage deadline must come first.
+    let storage_ms = setting("STORAGE_TIMEOUT_MS");
+    let lb = Module::load("modules/load-balancer");
+    let idle = attr(
+        &lb.block("resource", &["aws_lb", "this"]).body,
+        "idle_timeout",
+    )
+    .and_then(|e| e.evaluate(&Context::new()).ok())
+    .map(|v| int(&v, "idle_timeout"))
+    .expect("terraform/modules/load-balancer: aws_lb.this sets a literal idle_timeout");
+    assert!(
+        storage_ms < idle * 1000,
+        "the app's storage timeout ({storage_ms} ms) must be below the load balancer's idle timeout ({idle} s)"
+    );
 }
 
 #[test]
 fn deploys_use_the_same_names_routes_and_rules() {
+    // The deploy workflow owns the running task definition; Terraform must not take it back.
+    let container = Container::load();
+    let service = container
+        .service
+        .block("resource", &["aws_ecs_service", "app"]);
+    let ignored = child(&service.body, "lifecycle")
+        .and_then(|l| attr(&l.body, "ignore_changes"))
+        .map(|e| match e {
+            Expression::Array(items) => items.iter().map(|i| i.to_string()).collect(),
+            other => vec![other.to_string()],
+        })
+        .unwrap_or_default();
+    assert!(
+        ignored.iter().any(|i| i == "task_definition"),
+        "terraform/modules/service: the deploy workflow owns the task definition; aws_ecs_service.app must ignore_changes = [task_definition]"
+    );
+
     let workflow = read(".github/workflows/deploy-environment.yml");
-    let service = environment("production").module("service");
-    let name = at_value(&container(&service), &["name"])
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap();
+    let name = container.service.local("container_name");
+    let name = string(&name, "local.container_name");
+    assert_eq!(
+        container.value(&["name"]).as_ref().and_then(Value::as_str),
+        Some(name),
+        "terraform/modules/service: the container is not named local.container_name"
+    );
     assert!(
         workflow.contains(&format!("container-name: {name}")),
         "deploy-environment.yml must render the task definition's container {name}"
@@ -1122,6 +667,62 @@ fn deploys_use_the_same_names_routes_and_rules() {
                 path.display()
             );
         }
+    }
+}
+
+/// `terraform test` cannot see `terraform { ... }` or `provider` blocks.
+#[test]
+fn roots_pin_versions_and_lock_state() {
+    for root in ["bootstrap", "staging", "production"] {
+        let module = Module::load(root);
+        let terraform = module.block("terraform", &[]);
+        let ctx = Context::new();
+        let required = attr(&terraform.body, "required_version")
+            .and_then(|e| e.evaluate(&ctx).ok())
+            .unwrap_or(Value::Null);
+        assert!(
+            required.as_str().is_some_and(|v| v.starts_with("~>")),
+            "{root}: pin required_version with ~>, got {required:?}"
+        );
+        let aws = child(&terraform.body, "required_providers")
+            .and_then(|p| attr(&p.body, "aws"))
+            .and_then(|e| e.evaluate(&ctx).ok())
+            .unwrap_or(Value::Null);
+        let version = aws
+            .as_object()
+            .and_then(|o| o.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            version.starts_with("~> 6"),
+            "{root}: pin the AWS provider to ~> 6.x, got {version:?}"
+        );
+        assert!(
+            child(&module.block("provider", &["aws"]).body, "default_tags").is_some(),
+            "{root}: the provider needs default_tags"
+        );
+
+        if root == "bootstrap" {
+            continue;
+        }
+        let backend = child(&terraform.body, "backend").expect("backend");
+        assert_eq!(
+            backend.labels.first().map(|l| l.as_str()),
+            Some("s3"),
+            "{root}: state belongs in the S3 bucket"
+        );
+        let setting = |key: &str| attr(&backend.body, key).and_then(|e| e.evaluate(&ctx).ok());
+        assert_eq!(
+            setting("use_lockfile"),
+            Some(Value::Bool(true)),
+            "{root}: use S3-native state locking (use_lockfile = true)"
+        );
+        // terraform/bootstrap's roles are scoped to exactly these keys.
+        assert_eq!(
+            setting("key"),
+            Some(Value::from(format!("{root}/terraform.tfstate"))),
+            "{root}: each root its own state key"
+        );
     }
 }
 
