@@ -3,6 +3,8 @@
 # on a noisy machine:
 #   - throughput and p50/p99 latency of PUT and GET /hello/<user> over 1000 users and of
 #     GET /health/live (the HTTP-stack ceiling of the same binary), wrk at 64 connections
+#   - the server's own CPU time and context switches per request in each phase (from /proc:
+#     what a request costs the server, less shaken than req/s by wrk sharing the cores)
 #   - idle RSS, peak RSS under 256 connections, start-to-ready time
 #   - file-system calls per GET and per PUT, counted with strace over a known number of
 #     requests, minus a run with no requests
@@ -35,24 +37,38 @@ trap cleanup EXIT
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 
+# server_usage: "CPU-ticks context-switches" of the server so far (all its threads).
+server_usage() {
+  local ticks switches=0 status
+  ticks=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+  for status in /proc/"$SERVER_PID"/task/*/status; do
+    switches=$(( switches + $(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "$status" 2>/dev/null || echo 0) ))
+  done
+  echo "$ticks $switches"
+}
+CLOCK_TICKS=$(getconf CLK_TCK)
+
 # wrk_phase NAME CONNECTIONS PATH [METHOD]: runs wrk, prints "req/s p50_ms p99_ms non2xx
-# socket_errors", the last being the sum of wrk's "Socket errors: connect N, read N, write N,
-# timeout N" (a line wrk prints only when there were any).
+# socket_errors cpu_us_per_request switches_per_request", socket_errors being the sum of wrk's
+# "Socket errors: connect N, read N, write N, timeout N" (a line wrk prints only when there
+# were any).
 wrk_phase() {
   local name=$1 connections=$2 path=$3 method=${4:-}
-  local out="$WORK/wrk-$name.txt"
+  local out="$WORK/wrk-$name.txt" ticks0 switches0 ticks1 switches1
+  read -r ticks0 switches0 <<<"$(server_usage)"
   if [ -n "$method" ]; then
     WRK_METHOD=$method WRK_USERS=$USERS wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency \
       -s scripts/wrk/hello.lua "http://$SERVER_ADDR" >"$out"
   else
     wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency "http://$SERVER_ADDR$path" >"$out"
   fi
-  awk '
+  read -r ticks1 switches1 <<<"$(server_usage)"
+  awk -v ticks=$((ticks1 - ticks0)) -v switches=$((switches1 - switches0)) -v hz="$CLOCK_TICKS" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-    /^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
+    /^Requests\/sec/ { rps = $2 } /requests in/ { n = $1 } /Non-2xx/ { bad = $NF }
     /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) sock += $i }
-    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, sock }' "$out"
+    END { n = n > 0 ? n : 1; printf "%.0f %.2f %.2f %d %d %.1f %.2f\n", rps, p50, p99, bad, sock, ticks * 1e6 / hz / n, switches / n }' "$out"
 }
 
 echo "==> start to ready (spawn until /health/ready answers 200)"
@@ -67,12 +83,12 @@ echo "==> idle RSS: $(mb "$idle_rss")"
 
 "$LOADGEN" count --target "$SERVER_ADDR" --method PUT --users "$USERS" --requests "$USERS" >/dev/null
 echo "==> seeded $USERS users; wrk -t2 -c$CONNECTIONS for ${SECONDS_PER_PHASE}s per phase"
-read -r put_rps put_p50 put_p99 put_bad put_sock <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
-echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad, socket errors $put_sock"
-read -r get_rps get_p50 get_p99 get_bad get_sock <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
-echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad, socket errors $get_sock"
-read -r live_rps live_p50 live_p99 live_bad live_sock <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
-echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad, socket errors $live_sock"
+read -r put_rps put_p50 put_p99 put_bad put_sock put_cpu put_csw <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
+echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad, socket errors $put_sock; server CPU $put_cpu us and $put_csw context switches per request"
+read -r get_rps get_p50 get_p99 get_bad get_sock get_cpu get_csw <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
+echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad, socket errors $get_sock; server CPU $get_cpu us and $get_csw context switches per request"
+read -r live_rps live_p50 live_p99 live_bad live_sock live_cpu live_csw <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
+echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad, socket errors $live_sock; server CPU $live_cpu us and $live_csw context switches per request"
 
 echo "==> GET at 256 connections, sampling RSS"
 peak_rss=$idle_rss
@@ -83,7 +99,7 @@ while kill -0 "$WRK_PID" 2>/dev/null; do
   sleep 0.2
 done
 wait "$WRK_PID"
-read -r c256_rps c256_p50 c256_p99 c256_bad c256_sock <"$WORK/get256"
+read -r c256_rps _ c256_p99 c256_bad c256_sock _ _ <"$WORK/get256"
 echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad, socket errors $c256_sock; peak RSS $(mb "$peak_rss")"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
 
@@ -115,7 +131,8 @@ put_calls=$(per_request put)
 echo "    GET: $get_calls"
 echo "    PUT: $put_calls"
 
-ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.0f", 100 * g / l}')
+ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.2f", g / l}')
+cpu_ratio=$(awk -v g="$get_cpu" -v l="$live_cpu" 'BEGIN {printf "%.2f", l / g}')
 cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 cat <<EOF
 
@@ -127,7 +144,9 @@ Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE
 | GET /hello/<user>, $CONNECTIONS conns | $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms | p99 < 5 ms |
 | PUT /hello/<user>, $CONNECTIONS conns | $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms | |
 | GET /health/live, $CONNECTIONS conns | $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms | |
-| GET throughput / live throughput | $ratio % | >= 50 % |
+| GET throughput / live throughput | $ratio | >= 0.70 |
+| server CPU per request: GET, live, PUT | $get_cpu us, $live_cpu us, $put_cpu us (live / GET: $cpu_ratio) | |
+| context switches per request: GET, live, PUT | $get_csw, $live_csw, $put_csw | |
 | GET, 256 conns | $c256_rps req/s, p99 $c256_p99 ms | |
 | idle RSS | $(mb "$idle_rss") | < 20 MB |
 | peak RSS, 256 conns | $(mb "$peak_rss") | |
