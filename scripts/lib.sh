@@ -1,5 +1,5 @@
-# Shared by the scripts in this folder: start the service on a free port and wait for it.
-# Source it; it defines functions only.
+# Shared by the scripts in this folder: start the service on a free port and wait for it,
+# poll with a deadline, find apt's Debian mirror. Source it; it defines functions only.
 
 # start_server VAR COMMAND...: runs COMMAND (the binary and its arguments, possibly behind a
 # wrapper such as fiu-run) with `--listen 127.0.0.1:0 --log-format json` appended, logs in
@@ -28,4 +28,17 @@ poll() {
     [ "$(date +%s)" -ge "$deadline" ] && return 1
     sleep 0.05
   done
+}
+
+# debian_mirror: prints the Debian mirror apt itself uses (never a host name written in a
+# script): the first URIs: line of the deb822 sources, else the first deb line of
+# sources.list (skipping its [options]). Returns 1 if there is none.
+debian_mirror() {
+  local mirror
+  mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | sed -n 1p)
+  if [ -z "$mirror" ]; then
+    mirror=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' /etc/apt/sources.list 2>/dev/null | sed -n 1p)
+  fi
+  [ -n "$mirror" ] || return 1
+  printf '%s\n' "$mirror"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rolling-deploy rehearsal: what ECS does during a deploy, re-enacted on loopback with real
-# parts. HAProxy plays the ALB: it health-checks /health/ready on the instances of the release
-# binary, which share one data directory (three AZs, one EFS), and like an ALB it never retries
+# parts. HAProxy plays the ALB: it health-checks /health/ready on the instances, which share
+# one data directory (three AZs, one EFS), and like an ALB it never retries
 # or redispatches a request (`retry-on none`, no `option redispatch`): a request that meets a
 # refused or closed connection is a failed request. HAProxy has six server slots; a slot with
 # no instance behind it is simply DOWN (nothing listens), and a new instance on it gets traffic
@@ -12,12 +12,13 @@
 #
 #   roll 1 (what ECS does): for each instance, start the new one, wait until HAProxy marks it
 #          UP, deregister the old one (`state drain`: no new requests, in-flight ones finish)
-#          until it has no sessions or the deregistration delay has passed, SIGTERM it with
-#          DRAIN_DELAY_SECS=0 (as in the task definition), wait for exit 0.
+#          until it has no sessions or the deregistration delay has passed, stop it (SIGTERM)
+#          with DRAIN_DELAY_SECS=0 (as in the task definition), wait for exit 0.
 #   roll 2 (SIGTERM only): the same without deregistration; the old instance's readiness turns
 #          503 at once and --drain-delay keeps it serving until HAProxy has taken it out.
 #   roll 3 (bad version): the new instance starts on its slot's port and stays live
-#          (/health/live 200) but never ready (/health/ready 503: its data directory is gone);
+#          (/health/live 200) but never ready (/health/ready 503: its data directory is gone,
+#          or unreadable for a container);
 #          the roll waits the same deadline as for a good one, stops, and the old instances
 #          keep serving: the local twin of ECS's deployment circuit breaker.
 #
@@ -26,9 +27,30 @@
 # retried or redispatched nothing. Prints HAProxy's counters per roll, the load's totals and
 # latencies, and every failed request HAProxy logged (with the X-Request-Id it gave it, which
 # the instances log too). Every process it starts is ended on exit; every wait has a deadline.
-# Usage: scripts/rolling-deploy.sh  (needs haproxy, socat, curl, python3)
+#
+# What an instance is, is the launcher's (launcher-binary.sh describes the interface):
+#   --launcher binary     processes of the release binary on the host: no Docker, no root;
+#                         the developer's path (the default)
+#   --launcher container  containers of the image built from the Dockerfile, run as the ECS
+#                         task definition says (read from terraform/), published on the slots'
+#                         ports, stopped with `docker stop -t <stopTimeout>`: what CI runs
+#                         (scripts/container/run.sh; alone, this builds the image first)
+# Usage: scripts/rolling-deploy/run.sh [--launcher binary|container]
+#   (needs haproxy, socat, curl, python3; the container launcher also docker.io, as root)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
+
+LAUNCHER=binary
+case "${1:-}" in
+  "") ;;
+  --launcher=*) LAUNCHER=${1#--launcher=} ;;
+  --launcher) LAUNCHER=${2:-} ;;
+  *) echo "usage: $0 [--launcher binary|container]" >&2; exit 2 ;;
+esac
+case "$LAUNCHER" in
+  binary | container) ;;
+  *) echo "usage: $0 [--launcher binary|container]" >&2; exit 2 ;;
+esac
 
 for tool in haproxy socat curl python3; do
   command -v "$tool" >/dev/null || { echo "rolling-deploy: $tool not found (apt-get install haproxy socat curl)" >&2; exit 1; }
@@ -45,7 +67,8 @@ RISE=2                # healthy_threshold
 FALL=2                # unhealthy_threshold
 DEREG_DELAY_MS=400    # deregistration_delay 20 s (ends early once no request is in flight)
 # The task (terraform/modules/service), in whole seconds as the app takes them, not scaled:
-STOP_TIMEOUT_SECS=30  # stopTimeout: SIGTERM to exit, else SIGKILL (here: SIGKILL and FAIL)
+# stopTimeout: SIGTERM to exit, else SIGKILL (here: SIGKILL and FAIL). Read from the Terraform.
+STOP_TIMEOUT_SECS=$(python3 scripts/container/taskdef.py get container.stopTimeout)
 # The app's --shutdown-timeout is left at its default (20 s), as in the task definition.
 ROLL1_DRAIN_DELAY_SECS=0  # DRAIN_DELAY_SECS of the task definition (unset there: 0)
 # Roll 2 has no deregistration: the old instance must keep serving until HAProxy has seen FALL
@@ -54,18 +77,15 @@ ROLL1_DRAIN_DELAY_SECS=0  # DRAIN_DELAY_SECS of the task definition (unset there
 ROLL2_DRAIN_DELAY_SECS=${ROLL2_DRAIN_DELAY_SECS:-1}
 HEALTHY_DEADLINE_SECS=15  # how long a new instance (good or bad) gets to become UP
 
-echo "==> building the release binary and the load generator"
-cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-BIN=target/release/hello-birthday
-LOADGEN=target/release/examples/loadgen
-
 WORK=$(mktemp -d)
 . scripts/lib.sh
+# shellcheck source=scripts/rolling-deploy/launcher-binary.sh
+. "scripts/rolling-deploy/launcher-$LAUNCHER.sh"
+LOADGEN=target/release/examples/loadgen
 DATA="$WORK/data"
 SOCK="$WORK/haproxy.sock"
-declare -A PID_OF=()   # slot -> pid of the instance serving it
-declare -A DRAIN_OF=() # slot -> that instance's --drain-delay
-declare -A LOG_OF=()   # slot -> that instance's log (each instance has its own)
+declare -A DRAIN_OF=() # slot -> that instance's drain delay
+declare -A LOG_OF=()   # slot -> that instance's log file (each instance has its own)
 INSTANCES=0
 declare -A RUNNING=()  # pid -> 1 for every process this script started and has not reaped
 started() { RUNNING[$1]=1; }
@@ -76,9 +96,13 @@ cleanup() {
   for pid in "${!RUNNING[@]}"; do
     wait_exit "$pid" 5 || echo "rolling-deploy: pid $pid did not die after SIGKILL" >&3
   done
+  launcher_cleanup 2>&3
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A SIGTERM or SIGINT (CI cancelling, ^C) leaves through the EXIT trap too.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 fail() {
   echo "FAIL: $*" >&2
@@ -212,27 +236,29 @@ counters() {
   echo "    $1 $out"
 }
 
-start_instance() { # start_instance SLOT DRAIN_DELAY [DATA_DIR]: the release binary on the slot's port
+start_instance() { # start_instance SLOT DRAIN_DELAY [DATA_DIR]: an instance on the slot's port
   local slot=$1 drain=$2 data=${3:-$DATA}
   is_down "$slot" || fail "slot $slot is $(status_of "$slot"), not DOWN, before its instance starts"
   INSTANCES=$(( INSTANCES + 1 ))
   LOG_OF[$slot]="$WORK/instance$INSTANCES-$slot.log"
-  "$BIN" --listen "127.0.0.1:${PORT[$slot]}" --data-dir "$data" --log-format json \
-    --drain-delay "$drain" >"${LOG_OF[$slot]}" 2>&1 &
-  PID_OF[$slot]=$!
   DRAIN_OF[$slot]=$drain
-  started "$!"
+  launch "$slot" "${PORT[$slot]}" "$drain" "$data" "${LOG_OF[$slot]}"
 }
 
-reap_instance() { # reap_instance SLOT: after SIGTERM, wait up to the stop timeout, require exit 0
-  local slot=$1 pid=${PID_OF[$1]}
-  if ! wait_exit "$pid" "$STOP_TIMEOUT_SECS"; then
-    tail -n 5 "${LOG_OF[$slot]}" >&2
-    fail "instance $slot (pid $pid) still running ${STOP_TIMEOUT_SECS} s after SIGTERM: SIGKILLed"
+# log_count SLOT PATTERN: lines of the instance's log matching PATTERN (grep -c reads it all:
+# `grep -q` could end the pipe early and pipefail would turn that into a failure).
+log_count() { { instance_log "$1" | grep -c -- "$2"; } || true; }
+
+reap_instance() { # reap_instance SLOT: after the stop signal, wait up to the stop timeout, require exit 0
+  local slot=$1
+  if ! await_exit "$slot" "$STOP_TIMEOUT_SECS"; then
+    instance_log "$slot" | tail -n 5 >&2
+    fail "instance $slot still running ${STOP_TIMEOUT_SECS} s after SIGTERM: SIGKILLed (exit code $EXIT_CODE)"
   fi
-  unset "PID_OF[$slot]"
-  [ "$EXIT_CODE" -eq 0 ] || { tail -n 5 "${LOG_OF[$slot]}" >&2; fail "instance $slot (pid $pid) exited $EXIT_CODE"; }
+  [ "$EXIT_CODE" -eq 0 ] || { instance_log "$slot" | tail -n 5 >&2; fail "instance $slot exited $EXIT_CODE"; }
+  STOPPED=$(( STOPPED + 1 ))
 }
+STOPPED=0
 
 replace() { # replace OLD NEW MODE DRAIN_DELAY: one step of a rolling deploy. DRAIN_DELAY is the
             # new instance's --drain-delay, for the roll that will stop it.
@@ -247,7 +273,7 @@ replace() { # replace OLD NEW MODE DRAIN_DELAY: one step of a rolling deploy. DR
     served=$(hstat app "$old" stot)
     until has_no_sessions "$old" || [ $(( $(now_ms) - t0 )) -ge "$DEREG_DELAY_MS" ]; do sleep 0.02; done
     t0=$(now_ms)
-    kill -TERM "${PID_OF[$old]}"
+    signal_stop "$old"
     reap_instance "$old"
     echo "    $old deregistered, SIGTERM, exited 0 after $(( $(now_ms) - t0 )) ms; requests it got after deregistration: $(( $(hstat app "$old" stot) - served ))"
     # The slot is free again once HAProxy has seen nothing listen there.
@@ -255,7 +281,7 @@ replace() { # replace OLD NEW MODE DRAIN_DELAY: one step of a rolling deploy. DR
     hap "set server app/$old state ready" >/dev/null
   else
     t0=$(now_ms)
-    kill -TERM "${PID_OF[$old]}"
+    signal_stop "$old"
     poll "$STOP_TIMEOUT_SECS" is_down "$old" || fail "$old never went DOWN after SIGTERM"
     t=$(( $(now_ms) - t0 ))
     [ "$t" -lt $(( DRAIN_OF[$old] * 1000 )) ] || echo "    WARNING: HAProxy took $old out after $t ms, after its drain delay of ${DRAIN_OF[$old]} s"
@@ -264,6 +290,9 @@ replace() { # replace OLD NEW MODE DRAIN_DELAY: one step of a rolling deploy. DR
   fi
 }
 
+launcher_prepare
+prepare_data_dir "$DATA"
+echo "==> instances: $(launcher_describe)"
 echo "==> starting HAProxy on 127.0.0.1:$LB_PORT and three instances sharing $DATA"
 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 started "$!"
@@ -302,18 +331,17 @@ echo "==> roll 3: a bad new version (live, never ready) replacing s1"
 # it; so the slot is held in drain (checked, but given no request) until it is broken and DOWN.
 hap "set server app/s4 state drain" >/dev/null
 served=$(hstat app s4 stot)
+prepare_data_dir "$WORK/bad-data"
 start_instance s4 0 "$WORK/bad-data"
-BAD_PID=${PID_OF[s4]}
-BAD_LOG=${LOG_OF[s4]}
-poll "$HEALTHY_DEADLINE_SECS" grep -q '"message":"listening"' "$BAD_LOG" || fail "the bad version did not start"
-# Its data directory is gone, as if its mount were: every probe fails. Renamed away in one
-# step (removed with $WORK at exit): `rm -rf` raced with a probe file the instance was
-# creating and failed with "Directory not empty".
-mv "$WORK/bad-data" "$WORK/bad-data.gone"
+listening() { [ "$(log_count s4 '"message":"listening"')" -gt 0 ]; }
+poll "$HEALTHY_DEADLINE_SECS" listening || fail "the bad version did not start"
+# Its data directory breaks under it (the launcher's way: gone, or unreadable): every probe
+# fails from now on.
+break_data_dir "$WORK/bad-data"
 # Once it has answered FALL checks with 503 (it answers nothing else from then on) and HAProxy
 # shows it DOWN, no check can pass any more.
 broken_and_down() {
-  [ "$(grep -c '"route":"/health/ready".*"status":503' "$BAD_LOG")" -ge "$FALL" ] && is_down s4
+  [ "$(log_count s4 '"route":"/health/ready".*"status":503')" -ge "$FALL" ] && is_down s4
 }
 poll 10 broken_and_down || fail "the bad version is $(status_of s4) with its data directory gone"
 live=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$P4/health/live")
@@ -326,9 +354,8 @@ if poll "$HEALTHY_DEADLINE_SECS" is_up s4; then fail "the bad version became hea
 echo "    s4 not UP after $(( ($(now_ms) - t0) / 1000 )) s: roll stopped; s1 neither deregistered nor stopped"
 got=$(( $(hstat app s4 stot) - served ))
 [ "$got" -eq 0 ] || fail "the bad version got $got requests"
-kill -TERM "$BAD_PID"   # what the circuit breaker does to the new tasks
-wait_exit "$BAD_PID" "$STOP_TIMEOUT_SECS" || fail "the bad version did not exit within ${STOP_TIMEOUT_SECS} s of SIGTERM"
-unset "PID_OF[s4]"
+signal_stop s4   # what the circuit breaker does to the new tasks
+await_exit s4 "$STOP_TIMEOUT_SECS" || fail "the bad version did not exit within ${STOP_TIMEOUT_SECS} s of SIGTERM"
 for slot in s1 s2 s3; do poll 5 is_up "$slot" || fail "$slot is $(status_of "$slot") after the stopped roll"; done
 echo "    the bad version got 0 requests and was stopped; s1 s2 s3 (the old version) still UP"
 sleep 1   # the load goes on against the old version for a second more
@@ -343,5 +370,11 @@ echo "HAProxy retries (wretr) $wretr, redispatches (wredis) $wredis"
 [ "$load_code" -eq 0 ] || fail "the load saw failures"
 [ "$wretr" = 0 ] && [ "$wredis" = 0 ] || fail "HAProxy retried or redispatched requests"
 errors_seen
-echo "    health checks that timed out: $(grep -c 'Health check for server app/.*timeout' "$WORK/haproxy.log" || true)"
-echo "rolling-deploy: PASS (6 instances replaced, each exited 0; bad version stopped; 0 failed requests, 0 retries)"
+# Per server. No request goes to a server that is not UP, so these cost time, not requests.
+# With containers, a new container's published port drops connections (no refusal) for about
+# half a second while the engine wires its network: checks in that window time out.
+timeouts=$(grep 'Health check for server app/.*timeout' "$WORK/haproxy.log" \
+  | sed 's|.*server app/\([^ ]*\) .*|\1|' | sort | uniq -c | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}') || true
+echo "    health checks that timed out: $(grep -c 'Health check for server app/.*timeout' "$WORK/haproxy.log" || true)${timeouts:+ ($timeouts)}"
+[ "$STOPPED" -eq 6 ] || fail "$STOPPED instances replaced, not 6"
+echo "rolling-deploy ($LAUNCHER): PASS (6 instances replaced, each exited 0; bad version stopped; 0 failed requests, 0 retries)"
