@@ -18,17 +18,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 venv=target/infra-venv
 requirements=scripts/infra-requirements.txt
-stamp="$venv/.requirements"
-
-if [ ! -x "$venv/bin/python" ]; then
-  step "creating $venv"
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$requirements" "$stamp"; then
-  step "installing the checkers ($requirements)"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
-  cp "$requirements" "$stamp"
-fi
+. scripts/lib.sh
+python_tools "$venv" "$requirements"
 bin="$venv/bin"
 
 # Version lines are cut in the shell, not with `| head`: head exits after one line, and a

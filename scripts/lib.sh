@@ -1,5 +1,6 @@
 # Shared by the scripts in this folder: start the service on a free port and wait for it,
-# poll with a deadline, find apt's Debian mirror. Source it; it defines functions only.
+# poll with a deadline, install pinned PyPI tools, find apt's Debian mirror. Source it; it
+# defines functions only.
 
 # start_server VAR COMMAND...: runs COMMAND (the binary and its arguments, possibly behind a
 # wrapper such as fiu-run) with `--listen 127.0.0.1:0 --log-format json` appended, logs in
@@ -28,6 +29,21 @@ poll() {
     [ "$(date +%s)" -ge "$deadline" ] && return 1
     sleep 0.05
   done
+}
+
+# python_tools VENV REQUIREMENTS: a virtualenv under target/ (git-ignored) holding the pinned
+# PyPI tools of REQUIREMENTS, made on first use and made again whenever the pins change.
+python_tools() {
+  local venv=$1 requirements=$2
+  cmp -s "$requirements" "$venv/.requirements" 2>/dev/null && return 0
+  echo "==> installing $requirements into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || {
+    echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+    return 1
+  }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
+  cp "$requirements" "$venv/.requirements"
 }
 
 # debian_mirror: prints the Debian mirror apt itself uses (never a host name written in a

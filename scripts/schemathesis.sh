@@ -22,18 +22,8 @@ workers=${SCHEMATHESIS_WORKERS:-1}
 venv=target/schemathesis-venv
 requirements=scripts/schemathesis-requirements.txt
 
-# A virtualenv under target/ (git-ignored), reinstalled whenever the pinned versions change.
-stamp="$venv/.requirements"
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "==> installing schemathesis into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv" || {
-    echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
-    exit 1
-  }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+. scripts/lib.sh
+python_tools "$venv" "$requirements"
 
 binary=${SCHEMATHESIS_BINARY:-}
 if [ -z "$binary" ]; then
@@ -43,7 +33,6 @@ if [ -z "$binary" ]; then
 fi
 
 WORK=$(mktemp -d)
-. scripts/lib.sh
 server_pid=
 cleanup() {
   # Every background job, including a server that failed to start before its pid was noted.

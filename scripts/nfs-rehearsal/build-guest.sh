@@ -86,13 +86,9 @@ if [ ! -f "$ROOTFS/ready" ]; then
     cp -a "$NFS_REHEARSAL_ROOTFS" "$ROOTFS.tmp"
   else
     need debootstrap debootstrap
-    # The mirror is apt's own (never a host name written here): the first URIs: line of the
-    # deb822 sources, else the first deb line of sources.list (skipping its [options]).
-    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | sed -n 1p)
-    if [ -z "$mirror" ]; then
-      mirror=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' /etc/apt/sources.list 2>/dev/null | sed -n 1p)
-    fi
-    [ -n "$mirror" ] || { log "no Debian mirror found in apt's sources"; exit 1; }
+    # The mirror is apt's own (never a host name written here).
+    . scripts/lib.sh
+    mirror=$(debian_mirror) || { log "no Debian mirror found in apt's sources"; exit 1; }
     log "debootstrap $SUITE from $mirror (~2-3 min; log in $ROOTFS.log)"
     if ! debootstrap --variant="$VARIANT" --include="$PACKAGES" "$SUITE" "$ROOTFS.tmp" "$mirror" >"$ROOTFS.log" 2>&1; then
       tail -n 30 "$ROOTFS.log" >&2

@@ -29,7 +29,6 @@ here=scripts/terraform-offline
 state=target/tf-offline
 venv=target/tf-offline-venv
 requirements=$here/requirements.txt
-stamp=$venv/.requirements
 provider_deadline=1800 # seconds; the stand-in exits by itself after this, whatever happens
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -74,15 +73,8 @@ exec 9>"$state/.setup.lock"
 flock 9
 
 # --- Python: the venv, reused while requirements.txt is unchanged ------------------------------
-if [ ! -x "$venv/bin/python" ]; then
-  step "creating $venv"
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$requirements" "$stamp"; then
-  step "installing $requirements"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
-  cp "$requirements" "$stamp"
-fi
+. scripts/lib.sh
+python_tools "$venv" "$requirements"
 py=$venv/bin/python
 
 # --- The schema, cached under a key of its source pin and its extractor ------------------------
