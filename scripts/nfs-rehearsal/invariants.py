@@ -27,7 +27,9 @@ it got no answer (connection cut by a SIGKILL).
     to the nanosecond) and a record once present never vanishes.
   4 no-effect-after-answer: a definitely failed PUT's date never appears in the record (nor in
     a GET); any other PUT's date, when first seen in the record, was absent at a read that
-    started no later than the PUT's effect bound.
+    started no later than the PUT's effect bound: its answer, but for a write-unconfirmed (a
+    rename already sent may be carried out when a stalled storage answers again, still under
+    the user's lock) only its deadline, as for a PUT that got no answer.
   5 not-torn: every record read parses as {"schema":1,"username":<the user>,"dateOfBirth":
     "YYYY-MM-DD","updatedAt":<RFC 3339>}.
   6 no-orphans: no temp/probe file is left after a sweep that ran at least the orphan age
@@ -282,11 +284,15 @@ def parse_record(raw: bytes, user: str) -> tuple[str, str | None, str | None, st
 
 
 def effect_bound(p: Request, limits: Limits) -> float:
-    """The latest time at which PUT p may take effect: its answer (any answer: a 204, an
-    error, a write-unconfirmed), and in any case its deadline. A PUT cut off by a SIGKILL of
-    its instance ("conn-error") or never answered has only the deadline."""
+    """The latest time at which PUT p may take effect: its answer (a 204 or an error), and in
+    any case its deadline. A PUT cut off by a SIGKILL of its instance ("conn-error") or never
+    answered has only the deadline, and so has one answered write-unconfirmed: that answer
+    says the rename was sent or done when the storage stopped answering, and a rename already
+    sent is carried out when the storage answers again, after the answer (docs/storage.md,
+    "what no check can close"). Its writer still holds the user's lock until then, so it cannot
+    land over a later write: invariants 2 and 3 would see that."""
     deadline = p.t_send + limits.deadline
-    if p.outcome == "answer":
+    if p.outcome == "answer" and p.problem not in UNCONFIRMED_503:
         return min(p.t_end, deadline)
     return deadline
 

@@ -208,12 +208,31 @@ class Inv4NoLateEffect(unittest.TestCase):
         h.get(2, 3.0, 3.1)
         self.assertEqual(invariants_of(h.check()), [inv.INV_NO_LATE_EFFECT])
 
-    def test_an_effect_after_the_answer_is_reported(self):
+    def test_a_write_unconfirmed_may_land_after_its_answer_within_its_deadline(self):
+        # The rename was sent when the storage stopped answering; it is carried out when the
+        # storage answers again, after the 503 went out.
         h = History()
-        h.put(1, 0.0, 0.5, status=503, problem="write-unconfirmed")
+        h.put(1, 0.0, 5.0, status=503, problem="write-unconfirmed")
         h.seen(None, 0.0)
-        h.seen(0.6, 0.62, k=1)  # absent at 0.6, after the answer at 0.5
+        h.seen(5.2, 5.25, k=1)
+        self.assertEqual(h.check(), [])
+
+    def test_a_write_unconfirmed_landing_after_its_deadline_is_reported(self):
+        h = History()
+        h.put(1, 0.0, 5.0, status=503, problem="write-unconfirmed")
+        h.seen(None, 0.0)
+        h.seen(10.5, 10.55, k=1)  # the deadline is 10 s after the send
         self.assertEqual(invariants_of(h.check()), [inv.INV_NO_LATE_EFFECT])
+
+    def test_a_write_unconfirmed_landing_over_a_later_acknowledged_put_is_reported(self):
+        h = History()
+        h.put(1, 0.0, 5.0, status=503, problem="write-unconfirmed")
+        h.put(2, 5.1, 5.2)  # acknowledged after the 503
+        h.seen(None, 0.0)
+        h.seen(5.15, 5.16, k=2, updated="2026-03-10T10:00:05.1Z")
+        # k=1, stamped at its arrival, lands over k=2: updatedAt goes back.
+        h.seen(5.3, 5.31, k=1, updated="2026-03-10T10:00:00Z")
+        self.assertIn(inv.INV_MONOTONIC, invariants_of(h.check()))
 
     def test_an_effect_before_the_answer_is_fine(self):
         h = History()
