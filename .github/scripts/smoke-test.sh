@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of a running hello-birthday: readiness, then a PUT and a GET of a canary user.
-# The deploy workflow runs it against the load balancer after every deploy; CI runs it against
-# the freshly built image (container-smoke-test.sh).
+# The deploy workflow runs it against the load balancer after every deploy.
 #
 #   .github/scripts/smoke-test.sh BASE_URL          e.g. https://hello.example.com
 #
