@@ -379,10 +379,19 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
         assert!(response.header("retry-after").is_some());
     }
     // Unblock the readers (the GET's, and the PUT's look at the record it would replace) by
-    // opening the FIFO for writing, without blocking when none is waiting: the write goes on
-    // past its deadline, and must stop at its fence instead of renaming.
+    // opening the FIFO for writing, without blocking when none is waiting, again on every
+    // poll (a GET's retry may open it anew): the write goes on past its deadline, and must
+    // stop at its fence, removing its temp file, instead of renaming. The fence is counted
+    // when the 503 goes out, before the writer gets there, so the poll waits for both.
+    let directory = record.parent().unwrap().to_owned();
+    let entries = || -> Vec<_> {
+        std::fs::read_dir(&directory)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
     server.wait_until(
-        "the fenced write is counted",
+        "the fenced write is counted and its temp file removed",
         Duration::from_secs(10),
         || {
             use std::os::unix::fs::OpenOptionsExt;
@@ -391,10 +400,11 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
                 .write(true)
                 .custom_flags(O_NONBLOCK)
                 .open(&record);
-            server
-                .get("/metrics")
-                .text()
-                .contains("storage_writes_fenced_total{reason=\"deadline\"} 1")
+            entries().len() == 1
+                && server
+                    .get("/metrics")
+                    .text()
+                    .contains("storage_writes_fenced_total{reason=\"deadline\"} 1")
         },
     );
     use std::os::unix::fs::FileTypeExt;
@@ -403,13 +413,9 @@ fn a_file_call_that_blocks_past_the_storage_timeout_is_a_503_and_the_write_never
             .unwrap()
             .file_type()
             .is_fifo(),
-        "the fenced write replaced the record after its request was answered"
+        "the fenced write replaced the record after its request was answered: {:?}",
+        entries()
     );
-    let left: Vec<_> = std::fs::read_dir(record.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(left.len(), 1, "a temp file was left: {left:?}");
 }
 
 #[test]
