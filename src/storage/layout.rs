@@ -68,8 +68,14 @@ impl Layout {
     }
 
     pub fn record(&self, username: &Username) -> RecordPaths {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(username.as_str().as_bytes());
-        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        // Per GET: one allocation, not one `format!` per byte.
+        let mut key = String::with_capacity(2 * digest.len());
+        for byte in digest {
+            key.push(char::from(HEX[usize::from(byte >> 4)]));
+            key.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
         self.record_for_key(key)
             .expect("a SHA-256 hex digest is a valid key")
     }
@@ -80,8 +86,14 @@ impl Layout {
         if !valid {
             return None;
         }
-        let dir = self.users.join(&key[..2]);
-        let record = dir.join(format!("{key}.json"));
+        // `users/<2 hex>` and `users/<2 hex>/<key>.json`, each allocated once at its size.
+        let mut dir = PathBuf::with_capacity(self.users.as_os_str().len() + 3);
+        dir.push(&self.users);
+        dir.push(&key[..2]);
+        let mut record = PathBuf::with_capacity(dir.as_os_str().len() + key.len() + 6);
+        record.push(&dir);
+        record.push(&key);
+        record.set_extension("json");
         // Use different bits of the hash than the directory prefix does.
         let stripe = usize::from_str_radix(&key[62..], 16).expect("hex") % LOCK_STRIPES;
         Some(RecordPaths {

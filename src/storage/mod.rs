@@ -20,10 +20,11 @@
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
 //!   mutex for the same stripe, held until their blocking write returns (even past its
 //!   request's deadline), so they never poll the file lock against each other.
-//! - **The async runtime never blocks on the file system.** All file calls run in
-//!   `spawn_blocking`; those of requests at most `max_concurrent_ops` at a time (besides them
-//!   only one readiness probe and one orphan sweep ever run). An EFS stall fills the slots and
-//!   further requests get 503 after the lock timeout instead of piling up.
+//! - **The async runtime never blocks on the file system.** The file calls of requests run on
+//!   the store's own threads ([`pool`]), at most `max_concurrent_ops` at a time; the readiness
+//!   probe and the orphan sweep run in `spawn_blocking` (one of each at most). An EFS stall
+//!   fills the slots and further requests get 503 after the lock timeout instead of piling up;
+//!   a stalled call never holds up another's, which gets a thread of its own.
 //! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
 //!   on "not found" after listing the directory (NFS caches negative lookups).
 
@@ -31,6 +32,7 @@ mod backoff;
 mod fence;
 mod fs;
 mod layout;
+mod pool;
 mod record;
 mod sweep;
 
@@ -49,6 +51,7 @@ use backoff::Backoff;
 use fence::{Abandoned, Fence};
 pub use fs::{FileSystem, StdFs};
 pub use layout::{LOCK_STRIPES, Layout};
+use pool::Pool;
 pub use record::{Record, SCHEMA_VERSION};
 pub use sweep::SweepReport;
 
@@ -169,6 +172,9 @@ struct Inner<F> {
     config: StoreConfig,
     /// Caps blocking file-system calls in flight (an EFS stall must not exhaust the pool).
     slots: Arc<Semaphore>,
+    /// The threads that make requests' file calls: one per slot at most, plus one for the
+    /// moment between a call releasing its slot and its thread returning to the queue.
+    pool: Pool,
     /// One async mutex per lock file: writers in this process queue here, in order. The guard
     /// moves into the blocking write, so a write stuck past its deadline still holds it.
     stripes: Vec<Arc<Mutex<()>>>,
@@ -183,6 +189,30 @@ struct Inner<F> {
     /// Makes each temp file name of this process unique.
     sequence: AtomicU64,
     metrics: Arc<Metrics>,
+    /// `storage_duration` by operation, looked up once rather than by label per request.
+    durations: [prometheus::Histogram; Operation::ALL.len()],
+}
+
+/// A kind of storage operation, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Get,
+    Put,
+    Probe,
+    Sweep,
+}
+
+impl Operation {
+    const ALL: [Self; 4] = [Self::Get, Self::Put, Self::Probe, Self::Sweep];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Put => "put",
+            Self::Probe => "probe",
+            Self::Sweep => "sweep",
+        }
+    }
 }
 
 impl Store<StdFs> {
@@ -206,17 +236,23 @@ impl<F: FileSystem> Store<F> {
         config: StoreConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let slots = Arc::new(Semaphore::new(config.max_concurrent_ops.max(1)));
+        let slot_count = config.max_concurrent_ops.max(1);
         Self {
             inner: Arc::new(Inner {
                 fs,
                 layout: Layout::new(root),
                 config,
-                slots,
+                slots: Arc::new(Semaphore::new(slot_count)),
+                pool: Pool::new(pool::Settings::new(slot_count + 1)),
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
+                durations: Operation::ALL.map(|operation| {
+                    metrics
+                        .storage_duration
+                        .with_label_values(&[operation.label()])
+                }),
                 metrics,
             }),
         }
@@ -250,10 +286,15 @@ impl<F: FileSystem> Store<F> {
         let started = Instant::now();
         let username = username.clone();
         let result = self
-            .run_blocking(started, move |inner| inner.get_blocking(&username))
+            .run_blocking(started, move |inner| {
+                // Only the date comes back: the record's strings are freed where they were
+                // allocated (a free into another thread's malloc arena contends for its lock).
+                let record = inner.get_blocking(&username)?;
+                Ok(record.map(|r| DateOfBirth::from_stored(r.date_of_birth)))
+            })
             .await;
-        self.inner.finish("get", started, &result);
-        result.map(|record| record.map(|r| DateOfBirth::from_stored(r.date_of_birth)))
+        self.inner.finish(Operation::Get, started, &result);
+        result
     }
 
     /// Saves (or replaces) the date of birth of `username`.
@@ -315,7 +356,7 @@ impl<F: FileSystem> Store<F> {
             },
             other => other,
         });
-        self.inner.finish("put", started, &result);
+        self.inner.finish(Operation::Put, started, &result);
         result
     }
 
@@ -328,42 +369,52 @@ impl<F: FileSystem> Store<F> {
     pub async fn probe(&self) -> Result<(), StorageError> {
         let started = Instant::now();
         let result = self.on_blocking_pool(|inner| inner.probe_blocking()).await;
-        self.inner.finish("probe", started, &result);
+        self.inner.finish(Operation::Probe, started, &result);
         result
     }
 
-    /// Runs `work` on the blocking pool once a slot is free, or fails with `Busy` when none is
-    /// free within the lock timeout, or with `TimedOut` when `work` has not finished within the
-    /// storage timeout (both counted from `started`). `work` keeps running after a timeout, and
-    /// keeps its slot until it returns: a blocked file call is still a call in flight.
+    /// Runs `work` on the store's threads once a slot is free, or fails with `Busy` when none
+    /// is free within the lock timeout, or with `TimedOut` when `work` has not finished within
+    /// the storage timeout (both counted from `started`). `work` keeps running after a timeout,
+    /// and keeps its slot until it returns: a blocked file call is still a call in flight.
     async fn run_blocking<T, W>(&self, started: Instant, work: W) -> Result<T, StorageError>
     where
         T: Send + 'static,
         W: FnOnce(&Inner<F>) -> Result<T, StorageError> + Send + 'static,
     {
         let config = &self.inner.config;
-        let slots = Arc::clone(&self.inner.slots);
-        let permit = tokio::time::timeout_at(
-            (started + config.lock_timeout).into(),
-            slots.acquire_owned(),
-        )
-        .await
-        .map_err(|_| StorageError::Busy(config.lock_timeout, BusyCause::Slot))?
-        .expect("the semaphore is never closed");
-        let running = self.on_blocking_pool(move |inner| {
-            // Counted from the blocking thread, so that a request that gives up waiting does
+        let slots = &self.inner.slots;
+        // A free slot is taken at once, without arming a timer for the wait.
+        let permit = match Arc::clone(slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout_at(
+                (started + config.lock_timeout).into(),
+                Arc::clone(slots).acquire_owned(),
+            )
+            .await
+            .map_err(|_| StorageError::Busy(config.lock_timeout, BusyCause::Slot))?
+            .expect("the semaphore is never closed"),
+        };
+        let inner = Arc::clone(&self.inner);
+        let call = move || {
+            // Counted from the storage thread, so that a request that gives up waiting does
             // not hide a call that is still running (a stuck EFS call keeps its slot).
             let _in_flight = InFlight::start(&inner.metrics.storage_in_flight);
             let _permit = permit;
-            work(inner)
-        });
-        tokio::time::timeout_at((started + config.storage_timeout).into(), running)
+            work(&inner)
+        };
+        self.inner
+            .pool
+            .run(started + config.storage_timeout, call)
             .await
-            .map_err(|_| StorageError::TimedOut(config.storage_timeout))?
+            .map_err(|failed| match failed {
+                pool::Failed::Deadline => StorageError::TimedOut(config.storage_timeout),
+                pool::Failed::Task(message) => StorageError::Task(message),
+            })?
     }
 
-    /// Runs `work` on Tokio's blocking pool, with no slot: the one hand-off every storage
-    /// operation goes through ([`Store::run_blocking`] takes a slot first).
+    /// Runs `work` on Tokio's blocking pool, with no slot and no deadline: for the readiness
+    /// probe and the orphan sweep (requests go through [`Store::run_blocking`]).
     async fn on_blocking_pool<T, W>(&self, work: W) -> Result<T, StorageError>
     where
         T: Send + 'static,
@@ -414,10 +465,10 @@ impl Drop for InFlight<'_> {
 }
 
 impl<F: FileSystem> Inner<F> {
-    fn finish<T>(&self, operation: &str, started: Instant, result: &Result<T, StorageError>) {
-        self.metrics.observe_storage(operation, started.elapsed());
+    fn finish<T>(&self, operation: Operation, started: Instant, result: &Result<T, StorageError>) {
+        self.durations[operation as usize].observe(started.elapsed().as_secs_f64());
         if let Err(error) = result {
-            self.metrics.storage_error(operation, error.kind());
+            self.metrics.storage_error(operation.label(), error.kind());
         }
     }
 

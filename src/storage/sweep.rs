@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{FileSystem, Inner, Layout, StdFs, StorageError, Store};
+use super::{FileSystem, Inner, Layout, Operation, StdFs, StorageError, Store};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Store<StdFs> {
         let result = self
             .on_blocking_pool(move |inner| inner.sweep_blocking(older_than))
             .await;
-        self.inner.finish("sweep", started, &result);
+        self.inner.finish(Operation::Sweep, started, &result);
         result
     }
 }
