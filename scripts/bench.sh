@@ -37,14 +37,24 @@ trap cleanup EXIT
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 
-# server_usage: "CPU-ticks context-switches" of the server so far (all its threads).
+# server_usage FILE: saves the server's CPU ticks so far (all its threads, the exited ones
+# included: the process's own stat sums them) and each live thread's context switches.
 server_usage() {
-  local ticks switches=0 status
-  ticks=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
-  for status in /proc/"$SERVER_PID"/task/*/status; do
-    switches=$(( switches + $(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "$status" 2>/dev/null || echo 0) ))
-  done
-  echo "$ticks $switches"
+  local status
+  { awk '{print "cpu", $14 + $15}' "/proc/$SERVER_PID/stat"
+    for status in /proc/"$SERVER_PID"/task/*/status; do
+      awk -v tid="${status%/status}" '/ctxt_switches/ {s += $2} END {print tid, s + 0}' "$status" 2>/dev/null || true
+    done; } >"$1"
+}
+# usage_delta BEFORE AFTER: "CPU-ticks context-switches" between the two. Switches are counted
+# per thread: a thread that exits in between (a pool thread idle for its keep-alive) takes its
+# count with it, and would otherwise make the difference negative; it did next to nothing in
+# the phase, or it would not have gone idle.
+usage_delta() {
+  awk 'NR == FNR { before[$1] = $2; next }
+    $1 == "cpu" { ticks = $2 - before["cpu"]; next }
+    { switches += $2 - ($1 in before ? before[$1] : 0) }
+    END { print ticks, switches }' "$1" "$2"
 }
 CLOCK_TICKS=$(getconf CLK_TCK)
 
@@ -54,16 +64,17 @@ CLOCK_TICKS=$(getconf CLK_TCK)
 # were any).
 wrk_phase() {
   local name=$1 connections=$2 path=$3 method=${4:-}
-  local out="$WORK/wrk-$name.txt" ticks0 switches0 ticks1 switches1
-  read -r ticks0 switches0 <<<"$(server_usage)"
+  local out="$WORK/wrk-$name.txt" ticks switches
+  server_usage "$WORK/usage-$name-before"
   if [ -n "$method" ]; then
     WRK_METHOD=$method WRK_USERS=$USERS wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency \
       -s scripts/wrk/hello.lua "http://$SERVER_ADDR" >"$out"
   else
     wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency "http://$SERVER_ADDR$path" >"$out"
   fi
-  read -r ticks1 switches1 <<<"$(server_usage)"
-  awk -v ticks=$((ticks1 - ticks0)) -v switches=$((switches1 - switches0)) -v hz="$CLOCK_TICKS" '
+  server_usage "$WORK/usage-$name-after"
+  read -r ticks switches <<<"$(usage_delta "$WORK/usage-$name-before" "$WORK/usage-$name-after")"
+  awk -v ticks="$ticks" -v switches="$switches" -v hz="$CLOCK_TICKS" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
     /^Requests\/sec/ { rps = $2 } /requests in/ { n = $1 } /Non-2xx/ { bad = $NF }
