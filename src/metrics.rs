@@ -1,7 +1,5 @@
 //! Prometheus metrics, registered in one registry that `GET /metrics` renders.
 
-use std::time::Duration;
-
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -162,12 +160,6 @@ impl Metrics {
             storage_in_flight,
             ready,
         }
-    }
-
-    pub fn observe_storage(&self, operation: &str, elapsed: Duration) {
-        self.storage_duration
-            .with_label_values(&[operation])
-            .observe(elapsed.as_secs_f64());
     }
 
     pub fn storage_error(&self, operation: &str, kind: &str) {
