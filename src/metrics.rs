@@ -34,9 +34,8 @@ pub struct Metrics {
     pub lock_wait: Histogram,
     /// Writers that gave up after the lock timeout and answered 503.
     pub lock_timeouts: IntCounter,
-    /// Writes that did not replace the record although nothing failed, by reason: `deadline`
-    /// (the request's deadline passed before the rename, so the write was fenced off) or
-    /// `superseded` (the record in place was stamped later than this write's arrival).
+    /// Writes stopped before their rename, by reason: `deadline` (the request's deadline passed
+    /// first) or `lock_lost` (another writer renamed while this one held the user's lock).
     pub writes_fenced: IntCounterVec,
     /// Storage operations holding a slot right now (at most `--max-storage-ops`): the
     /// saturation signal, and what an EFS stall makes climb.
@@ -103,13 +102,13 @@ impl Metrics {
         let writes_fenced = IntCounterVec::new(
             Opts::new(
                 "storage_writes_fenced_total",
-                "Writes that did not replace the record: past their deadline, or superseded.",
+                "Writes stopped before their rename: past their deadline, or their lock lost.",
             ),
             &["reason"],
         )
         .expect("valid metric");
         // Both series from the start, so that alerts on their rate see a zero, not a gap.
-        for reason in ["deadline", "superseded"] {
+        for reason in ["deadline", "lock_lost"] {
             writes_fenced.with_label_values(&[reason]);
         }
         let storage_in_flight = IntGauge::new(

@@ -368,6 +368,14 @@ fn storage_problem(error: StorageError) -> Problem {
             "the storage is saturated; retry after the Retry-After delay",
         )
         .with_header(header::RETRY_AFTER, "1"),
+        StorageError::LockLost => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-busy",
+            "Storage busy",
+            "another write to this user was saved while this one was under way; nothing was \
+             changed, retry after the Retry-After delay",
+        )
+        .with_header(header::RETRY_AFTER, "1"),
         StorageError::Io { .. } => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage-unavailable",

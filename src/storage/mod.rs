@@ -15,8 +15,10 @@
 //!   answer says nothing was changed; if it had, the answer says the write may have been saved
 //!   (a rename already sent can still reach an NFS server late: the one window left). A lock
 //!   holder cut off past its NFS lease is caught by the same fence (the deadline is shorter than
-//!   the lease), and as a second line a writer never replaces a record stamped later than its
-//!   own arrival.
+//!   the lease). As a second line, a writer reads the record when it takes the lock and again
+//!   just before its rename, and does not rename if another writer's rename came between: its
+//!   lock was lost. No host's wall clock takes part in any of this; each record carries a
+//!   `version` that counts its writes.
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
 //!   mutex for the same stripe, held until their blocking write returns (even past its
 //!   request's deadline), so they never poll the file lock against each other.
@@ -99,6 +101,10 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// Another writer replaced the record while this one held the user's lock: the lock was
+    /// lost (an NFS lease that ran out, say). Nothing was changed; repeating the write is safe.
+    #[error("the user's lock was lost: another write replaced the record meanwhile")]
+    LockLost,
     /// A record exists but cannot be used, even after retries.
     #[error("record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -147,6 +153,7 @@ impl StorageError {
                 io::ErrorKind::TimedOut => "timeout",
                 _ => "io",
             },
+            Self::LockLost => "lock_lost",
             Self::Corrupt { .. } => "corrupt",
             Self::Task(_) => "task",
         }
@@ -311,6 +318,8 @@ impl<F: FileSystem> Store<F> {
             username: username.as_str().to_owned(),
             date_of_birth: date_of_birth.date(),
             updated_at: now,
+            // Set under the lock, from the record found there.
+            version: 0,
         };
 
         let fence = Arc::new(Fence::new(started + self.inner.config.storage_timeout));
@@ -330,7 +339,7 @@ impl<F: FileSystem> Store<F> {
             let writer_fence = Arc::clone(&fence);
             self.run_blocking(started, move |inner| {
                 let _queued = queued;
-                inner.put_blocking(&paths, &record, started, &writer_fence)
+                inner.put_blocking(&paths, record, started, &writer_fence)
             })
             .await
         }
@@ -427,25 +436,17 @@ impl<F: FileSystem> Store<F> {
     }
 }
 
-/// How far ahead of this host's clock a record's stamp may be and still count as a later write.
-/// Hosts kept in step by Amazon Time Sync differ by far less; a stamp further ahead was written
-/// by a host whose clock was wrong (or by hand), and must not make every later write a no-op.
-const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
-
-/// Whether the record in place, `current`, is a later write than `ours`, so that `ours` must
-/// not replace it. `now` is this host's clock.
-fn supersedes(current: &Record, ours: &Record, now: DateTime<Utc>) -> bool {
-    if current.updated_at <= ours.updated_at {
-        return false;
+/// The version of the record whose bytes are `found`: 0 for none, or for one that does not
+/// parse (written before versions existed, or damaged: a write repairs it).
+fn version_of(found: Option<&[u8]>) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(default)]
+        version: u64,
     }
-    if current.updated_at > now + MAX_CLOCK_AHEAD {
-        tracing::warn!(
-            stamp = %current.updated_at,
-            "a record is stamped in the future; replacing it rather than taking it for a later write"
-        );
-        return false;
-    }
-    true
+    found
+        .and_then(|bytes| serde_json::from_slice::<Versioned>(bytes).ok())
+        .map_or(0, |record| record.version)
 }
 
 /// Holds the in-flight gauge up for as long as it lives, panics included.
@@ -542,11 +543,12 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// The write under the user's lock: temp file, fence checks, rename, directory fsync.
+    /// The write under the user's lock: read what the lock protects, temp file, fence checks,
+    /// rename, directory fsync.
     fn put_blocking(
         &self,
         paths: &layout::RecordPaths,
-        record: &Record,
+        record: Record,
         started: Instant,
         fence: &Fence,
     ) -> Result<(), StorageError> {
@@ -559,6 +561,13 @@ impl<F: FileSystem> Inner<F> {
             return Err(StorageError::TimedOut(self.config.storage_timeout));
         }
 
+        // The record as this writer's lock finds it. Nobody else may rename while the lock is
+        // held, so if it reads differently just before the rename, the lock was lost.
+        let found = self.read_in_place(paths)?;
+        let record = Record {
+            version: version_of(found.as_deref()) + 1,
+            ..record
+        };
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let temp = self.layout.temp_file(paths, &self.instance, sequence);
         let json = record.to_json();
@@ -575,8 +584,8 @@ impl<F: FileSystem> Inner<F> {
         };
         let published = written
             .map_err(StorageError::io("writing a record"))
-            .and_then(|()| self.publish(&temp, paths, record, fence));
-        if !matches!(published, Ok(true)) {
+            .and_then(|()| self.publish(&temp, paths, found.as_deref(), fence));
+        if let Err(error) = published {
             // Leave nothing half-written behind. (After a rename error on NFS the rename may
             // still have happened; then the temp name is gone and this is a no-op.)
             if let Err(e) = self.fs.remove_file(&temp)
@@ -584,7 +593,7 @@ impl<F: FileSystem> Inner<F> {
             {
                 tracing::warn!(error = %e, "could not remove a temp file; the sweeper will");
             }
-            return published.map(|_| ());
+            return Err(error);
         }
         self.fs
             .sync_dir(&paths.dir)
@@ -592,21 +601,28 @@ impl<F: FileSystem> Inner<F> {
         // `_lock` is released here, after the rename is durable.
     }
 
-    /// Renames the written `temp` over the record, unless a fence says no: `Ok(false)` when a
-    /// later write is already in place (ours is ordered before it, and is done).
+    /// Renames the written `temp` over the record, unless a fence says no.
+    ///
+    /// Two fences, and neither reads a clock of another host:
+    /// - the record must still be what this writer found when it took the lock (`found`):
+    ///   another writer's rename since then means this one's lock was lost (an NFS lease that
+    ///   ran out, a server restart whose grace period this client missed), and renaming now
+    ///   would put this write over one that may already be acknowledged;
+    /// - the request must not have given up, and its deadline must not have passed by this
+    ///   host's monotonic clock ([`Fence`]).
     fn publish(
         &self,
         temp: &Path,
         paths: &layout::RecordPaths,
-        record: &Record,
+        found: Option<&[u8]>,
         fence: &Fence,
-    ) -> Result<bool, StorageError> {
-        if !self.replaces(paths, record)? {
+    ) -> Result<(), StorageError> {
+        if self.read_in_place(paths)?.as_deref() != found {
             self.metrics
                 .writes_fenced
-                .with_label_values(&["superseded"])
+                .with_label_values(&["lock_lost"])
                 .inc();
-            return Ok(false);
+            return Err(StorageError::LockLost);
         }
         let _no_reader = self.open_records[paths.stripe]
             .write()
@@ -619,8 +635,7 @@ impl<F: FileSystem> Inner<F> {
         }
         self.fs
             .rename(temp, &paths.record)
-            .map_err(StorageError::unconfirmed("replacing a record"))?;
-        Ok(true)
+            .map_err(StorageError::unconfirmed("replacing a record"))
     }
 
     /// Reads a record while no writer of this process renames over it (see `open_records`).
@@ -638,25 +653,17 @@ impl<F: FileSystem> Inner<F> {
         let _ = self.fs.revalidate_dir(&paths.dir);
     }
 
-    /// Whether `record` may replace the record in place: not if that one is stamped later
-    /// than `record`'s arrival (a later write already landed: the last writer by arrival wins).
-    /// A missing or unparsable record may be replaced; a failed read fails the write.
-    ///
-    /// The second line of fencing behind [`Fence`], for a lock lost in a way the deadline does
-    /// not catch (say, an NFS server restart whose grace period a client missed). It trusts the
-    /// hosts' clocks to agree to well under the time between two writes of one user.
-    fn replaces(&self, paths: &layout::RecordPaths, record: &Record) -> Result<bool, StorageError> {
+    /// The bytes of the record in place, for a writer holding the user's lock: `None` if there
+    /// is none. A failed read fails the write.
+    fn read_in_place(&self, paths: &layout::RecordPaths) -> Result<Option<Vec<u8>>, StorageError> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
         loop {
             // Not `read_record`: only this writer renames in its stripe in this process (the
             // stripe's queue), and it renames after this read has closed the file.
             match self.fs.read(&paths.record) {
-                Ok(bytes) => {
-                    return Ok(serde_json::from_slice::<Record>(&bytes)
-                        .map_or(true, |current| !supersedes(&current, record, Utc::now())));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+                Ok(bytes) => return Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 // Replaced under the read by another host: read the new one.
                 Err(e)
                     if e.kind() == io::ErrorKind::StaleNetworkFileHandle

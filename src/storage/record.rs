@@ -15,7 +15,14 @@ pub struct Record {
     /// The NFC name, stored so that a record can be checked against the file it was found in.
     pub username: String,
     pub date_of_birth: NaiveDate,
+    /// The writing host's clock when the write arrived: information for people, never used to
+    /// order writes (hosts' clocks disagree).
     pub updated_at: DateTime<Utc>,
+    /// How many writes this record has had: each write stores the version it found under the
+    /// user's lock plus one. It orders a user's writes without any clock. Records written
+    /// before it existed read as 0.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Record {
@@ -40,10 +47,11 @@ mod tests {
             updated_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
                 .unwrap()
                 .into(),
+            version: 7,
         };
         assert_eq!(
             String::from_utf8(record.to_json()).unwrap(),
-            "{\"schema\":1,\"username\":\"Jürgen\",\"dateOfBirth\":\"1990-01-15\",\"updatedAt\":\"2026-11-22T10:00:00Z\"}\n"
+            "{\"schema\":1,\"username\":\"Jürgen\",\"dateOfBirth\":\"1990-01-15\",\"updatedAt\":\"2026-11-22T10:00:00Z\",\"version\":7}\n"
         );
     }
 
@@ -57,6 +65,12 @@ mod tests {
             record.date_of_birth,
             NaiveDate::from_ymd_opt(1990, 1, 15).unwrap()
         );
+    }
+
+    #[test]
+    fn a_record_written_before_versions_reads_as_version_0() {
+        let json = br#"{"schema":1,"username":"alice","dateOfBirth":"1990-01-15","updatedAt":"2026-11-22T10:00:00Z"}"#;
+        assert_eq!(serde_json::from_slice::<Record>(json).unwrap().version, 0);
     }
 
     #[test]

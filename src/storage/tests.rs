@@ -28,6 +28,8 @@ enum Fault {
     Error(io::ErrorKind),
     /// `read` returns these bytes instead of the file's (a torn or foreign read).
     Bytes(&'static [u8]),
+    /// Do this first (another host's doing, in the middle of this call), then the real call.
+    Run(Box<dyn FnOnce() + Send>),
 }
 
 /// `StdFs` plus a queue of faults per call kind, and a log of the calls made.
@@ -79,6 +81,10 @@ impl FileSystem for FaultyFs {
                 std::thread::sleep(delay);
                 StdFs.read(path)
             }
+            Some(Fault::Run(other_host)) => {
+                other_host();
+                StdFs.read(path)
+            }
             Some(Fault::Pass) | None => StdFs.read(path),
         };
         self.calls.lock().unwrap().push(Call::ReadReturned);
@@ -92,6 +98,10 @@ impl FileSystem for FaultyFs {
     }
     fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         match self.next_fault(Call::WriteNewSynced) {
+            Some(Fault::Run(other_host)) => {
+                other_host();
+                StdFs.write_new_synced(path, contents)
+            }
             Some(Fault::Error(kind)) => {
                 // Like a full disk: the file exists, half-written, when the error comes.
                 StdFs.write_new_synced(path, &contents[..contents.len() / 2])?;
@@ -738,27 +748,62 @@ async fn a_read_blocked_past_the_deadline_is_answered_503_in_time() {
 }
 
 #[tokio::test]
-async fn a_write_never_replaces_a_record_stamped_after_its_arrival() {
+async fn the_later_write_wins_whatever_the_writers_clocks_say() {
     let (f, alice) = faulty_with_alice().await;
-    let arrived = Utc::now();
-    // A write that arrived later has landed first (its host was faster, or this one was cut
-    // off and lost its lock).
-    f.store
-        .put(
-            &alice,
-            born(1992, 3, 3),
-            arrived + chrono::Duration::seconds(1),
-        )
-        .await
-        .unwrap();
+    // Each write's arrival as its host's clock saw it: half a second ahead, a minute behind,
+    // an hour ahead, right. Writes one after another must land in that order all the same.
+    let now = Utc::now();
+    for (date, clock) in [
+        (born(1992, 3, 3), now + chrono::Duration::milliseconds(500)),
+        (born(1991, 2, 2), now - chrono::Duration::minutes(1)),
+        (born(1994, 5, 5), now + chrono::Duration::hours(1)),
+        (born(1993, 4, 4), now),
+    ] {
+        f.store.put(&alice, date, clock).await.unwrap();
+        assert_eq!(f.store.get(&alice).await.unwrap(), Some(date));
+    }
+    let record: Record = serde_json::from_slice(
+        &std::fs::read(&f.store.inner.layout.record(&alice).record).unwrap(),
+    )
+    .unwrap();
+    // alice's setup write was version 1.
+    assert_eq!(record.version, 5);
+    assert_eq!(
+        f.metrics
+            .writes_fenced
+            .with_label_values(&["lock_lost"])
+            .get(),
+        0
+    );
+}
 
-    f.store
-        .put(&alice, born(1991, 2, 2), arrived)
-        .await
-        .unwrap();
+#[tokio::test]
+async fn a_writer_whose_record_changed_under_its_lock_does_not_rename_over_it() {
+    let (f, alice) = faulty_with_alice().await;
+    let record = f.store.inner.layout.record(&alice).record;
+    // Another host whose lock on alice had not really ended (a lease that ran out under this
+    // writer, say) renames its record in while this writer writes its temp file.
+    let theirs = br#"{"schema":1,"username":"alice","dateOfBirth":"1992-03-03","updatedAt":"2026-01-01T00:00:00Z","version":2}
+"#;
+    let other = record.with_extension("other");
+    std::fs::write(&other, theirs).unwrap();
+    f.store.inner.fs.inject(
+        Call::WriteNewSynced,
+        Fault::Run(Box::new(move || {
+            std::fs::rename(&other, &record).unwrap();
+        })),
+    );
 
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, StorageError::LockLost), "{err:?}");
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
-    assert_fenced_once(&f, "superseded");
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_fenced_once(&f, "lock_lost");
 }
 
 #[test]
@@ -781,27 +826,6 @@ fn orphans_are_aged_by_ctime_not_by_an_mtime_a_client_set() {
     // And a file made just now is young, whatever its mtime claims.
     let age = aged(std::time::UNIX_EPOCH, Duration::ZERO);
     assert!(age < Duration::from_secs(10), "{age:?}");
-}
-
-#[tokio::test]
-async fn a_record_stamped_in_the_future_is_replaced_not_taken_for_a_later_write() {
-    let (f, alice) = faulty_with_alice().await;
-    // Written by a host whose clock ran an hour ahead.
-    f.store
-        .put(
-            &alice,
-            born(1992, 3, 3),
-            Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
-
-    f.store
-        .put(&alice, born(1991, 2, 2), Utc::now())
-        .await
-        .unwrap();
-
-    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
 }
 
 #[test]
@@ -841,12 +865,12 @@ async fn a_rename_waits_until_no_read_of_this_process_has_the_record_open() {
     assert_eq!(reader.await.unwrap().unwrap(), Some(born(1990, 1, 15)));
 
     // On NFS a rename over a file this client has open would first move that file away.
-    // Both reads (the slow GET's and the PUT's own) must have returned before the rename.
+    // Every read (the slow GET's and the PUT's own two) must have returned before the rename.
     let calls = fs.calls.lock().unwrap().clone();
     let rename = calls.iter().position(|c| *c == Call::Rename).unwrap();
     let returned = calls[..rename]
         .iter()
         .filter(|c| **c == Call::ReadReturned)
         .count();
-    assert_eq!(returned, 2, "renamed while the record was open: {calls:?}");
+    assert_eq!(returned, 3, "renamed while the record was open: {calls:?}");
 }
