@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Days, NaiveDate};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Connection, Response, TestServer, on_a_stable_date, record_files, snapshot};
+use crate::history::{Recorder, greeting};
 
 /// How long a load may take to get under way before the test gives up on it. Generous: debug
 /// binaries on a loaded 2-core CI machine.
@@ -22,21 +23,6 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Distinct dates of birth (1 March + k days of 2000), so each has its own greeting.
 fn date(k: usize) -> NaiveDate {
     NaiveDate::from_ymd_opt(2000, 3, 1).unwrap() + Days::new(k as u64)
-}
-
-/// An independent oracle for the greeting of `born` on `today`, for checking which write a
-/// read saw. Callers get `today` from `on_a_stable_date`, so midnight UTC cannot flake them.
-fn greeting(name: &str, born: NaiveDate, today: NaiveDate) -> String {
-    let this_year = NaiveDate::from_ymd_opt(today.year(), born.month(), born.day()).unwrap();
-    let next = if this_year >= today {
-        this_year
-    } else {
-        NaiveDate::from_ymd_opt(today.year() + 1, born.month(), born.day()).unwrap()
-    };
-    match (next - today).num_days() {
-        0 => format!("Hello, {name}! Happy birthday!"),
-        n => format!("Hello, {name}! Your birthday is in {n} day(s)"),
-    }
 }
 
 fn message(response: &Response) -> String {
@@ -144,17 +130,21 @@ fn every_completed_write_is_visible_through_the_other_instance() {
     let a = TestServer::spawn();
     let b = TestServer::builder().data_dir(&a.data_dir).spawn();
     let servers = [&a, &b];
+    let history = Recorder::default();
     on_a_stable_date(|today| {
         thread::scope(|scope| {
             let writers: Vec<_> = (0..6)
                 .map(|t| {
+                    let history = &history;
                     scope.spawn(move || -> Result<(), String> {
                         let name = format!("user{}", ["a", "b", "c", "d", "e", "f"][t]);
+                        let process = history.process();
                         for k in 0..30 {
                             let (writer, reader) = (servers[k % 2], servers[(k + 1) % 2]);
                             let born = date(t * 31 + k);
-                            assert_eq!(writer.put_date(&name, &born.to_string()).status, 204);
-                            let read = reader.get(&format!("/hello/{name}"));
+                            let put = history.put(process, writer.addr, &name, born).unwrap();
+                            assert_eq!(put.status, 204);
+                            let read = history.get(process, reader.addr, &name).unwrap();
                             assert_eq!(
                                 read.status, 200,
                                 "{name}: the other instance missed a write"
@@ -173,6 +163,7 @@ fn every_completed_write_is_visible_through_the_other_instance() {
             writers.into_iter().try_for_each(join)
         })
     });
+    history.assert_linearizable("every_completed_write_is_visible_through_the_other_instance");
     assert_records_intact(&a.data_dir);
     assert!(temp_files(&a.data_dir).is_empty());
 }
@@ -206,22 +197,27 @@ fn concurrent_writes_to_one_user_through_three_instances_leave_one_whole_record_
         .collect();
     let servers = [&a, &others[0], &others[1]];
     let written: Vec<NaiveDate> = (0..8 * 20).map(date).collect();
+    let history = Recorder::default();
     thread::scope(|scope| {
         for t in 0..8 {
-            let written = &written;
+            let (written, history) = (&written, &history);
             scope.spawn(move || {
+                let process = history.process();
                 for k in 0..20 {
                     let server = servers[(t + k) % 3];
-                    let response = server.put_date("shared", &written[t * 20 + k].to_string());
+                    let response = history
+                        .put(process, server.addr, "shared", written[t * 20 + k])
+                        .unwrap();
                     assert_eq!(response.status, 204, "{}", response.text());
                 }
             });
         }
     });
     on_a_stable_date(|today| {
+        let process = history.process();
         let answers: Vec<String> = servers
             .iter()
-            .map(|s| message(&s.get("/hello/shared")))
+            .map(|s| message(&history.get(process, s.addr, "shared").unwrap()))
             .collect();
         if answers.windows(2).any(|w| w[0] != w[1]) {
             return Err(format!("instances disagree: {answers:?}"));
@@ -237,6 +233,9 @@ fn concurrent_writes_to_one_user_through_three_instances_leave_one_whole_record_
         }
         Ok(())
     });
+    history.assert_linearizable(
+        "concurrent_writes_to_one_user_through_three_instances_leave_one_whole_record_that_was_written",
+    );
     assert_eq!(record_files(&a.data_dir).len(), 1);
     assert_records_intact(&a.data_dir);
     assert!(temp_files(&a.data_dir).is_empty());
@@ -260,6 +259,7 @@ fn sigkill_in_the_middle_of_write_storms_loses_and_tears_nothing() {
         .map(|s| s.to_string())
         .collect();
     let mut server = Some(first);
+    let history = Recorder::default();
     for round in 0..3 {
         let mut victim = server.take().unwrap();
         let addr = victim.addr;
@@ -269,16 +269,13 @@ fn sigkill_in_the_middle_of_write_storms_loses_and_tears_nothing() {
                 .iter()
                 .enumerate()
                 .map(|(t, name)| {
-                    let acknowledged = Arc::clone(&acknowledged);
+                    let (acknowledged, history) = (Arc::clone(&acknowledged), &history);
                     scope.spawn(move || {
                         let mut state = WriterState::default();
+                        let process = history.process();
                         for k in 0.. {
                             let born = date((t * 50 + k + round * 7) % 300);
-                            let body = format!(r#"{{"dateOfBirth":"{born}"}}"#);
-                            let result = Connection::open(addr).and_then(|mut c| {
-                                c.send("PUT", &format!("/hello/{name}"), &[], Some(body.as_bytes()))
-                            });
-                            match result {
+                            match history.put(process, addr, name, born) {
                                 Ok(response) => {
                                     assert_eq!(response.status, 204, "{}", response.text());
                                     state.acknowledged = Some(born);
@@ -315,8 +312,9 @@ fn sigkill_in_the_middle_of_write_storms_loses_and_tears_nothing() {
         assert_records_intact(&data_dir);
         let restarted = TestServer::builder().data_dir(&data_dir).spawn();
         on_a_stable_date(|today| {
+            let process = history.process();
             for (name, state) in names.iter().zip(&states) {
-                let response = restarted.get(&format!("/hello/{name}"));
+                let response = history.get(process, restarted.addr, name).unwrap();
                 let acked = state.acknowledged.expect("every writer got some answers");
                 assert_eq!(response.status, 200, "{name}: acknowledged write lost");
                 let seen = message(&response);
@@ -333,12 +331,15 @@ fn sigkill_in_the_middle_of_write_storms_loses_and_tears_nothing() {
             }
             Ok(())
         });
+        let process = history.process();
         for name in &names {
             // Not left locked: the next write goes through at once.
-            assert_eq!(restarted.put_date(name, "1990-01-15").status, 204);
+            let put = history.put(process, restarted.addr, name, date(300 + round));
+            assert_eq!(put.unwrap().status, 204);
         }
         server = Some(restarted);
     }
+    history.assert_linearizable("sigkill_in_the_middle_of_write_storms_loses_and_tears_nothing");
 }
 
 #[test]
