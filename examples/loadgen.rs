@@ -11,12 +11,18 @@
 //!
 //! Build: `cargo build --release --example loadgen`.
 
+#[path = "../tests/linearizability/checker/mod.rs"]
+#[allow(dead_code)]
+mod checker;
+#[path = "../tests/api/history.rs"]
+#[allow(dead_code)]
+mod history;
 #[path = "../tests/api/http.rs"]
 mod http;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,6 +59,10 @@ enum Mode {
         /// Pause between requests of one connection, in microseconds (a steady rate).
         #[arg(long, default_value_t = 2000)]
         pause_us: u64,
+        /// Record every request and check the whole history for linearizability; the history
+        /// (and a timeline of any failing user) goes into this folder.
+        #[arg(long)]
+        history: Option<PathBuf>,
     },
     /// Sends exactly --requests requests of one kind over one keep-alive connection, to users
     /// taken in turn; fails on any unexpected status. For counting system calls per request.
@@ -85,12 +95,14 @@ fn main() -> ExitCode {
             users,
             stop_file,
             pause_us,
+            history,
         } => run(
             target,
             connections,
             users,
             &stop_file,
             Duration::from_micros(pause_us),
+            history.as_deref(),
         ),
         Mode::Count {
             target,
@@ -140,6 +152,8 @@ struct Tally {
     latencies_us: Vec<u64>,
     /// Each user's last acknowledged date, for the final check.
     acknowledged: Vec<(String, NaiveDate)>,
+    /// Every request, when `--history` is given.
+    history: Vec<checker::Operation>,
 }
 
 impl Tally {
@@ -162,6 +176,7 @@ impl Tally {
         }
         self.latencies_us.extend(other.latencies_us);
         self.acknowledged.extend(other.acknowledged);
+        self.history.extend(other.history);
     }
 }
 
@@ -169,18 +184,21 @@ fn run(
     target: SocketAddr,
     connections: usize,
     users: usize,
-    stop_file: &std::path::Path,
+    stop_file: &Path,
     pause: Duration,
+    history_dir: Option<&Path>,
 ) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let recording = history_dir.map(|_| Recording::new(started));
     let total = Arc::new(Mutex::new(Tally::default()));
     let workers: Vec<_> = (0..connections)
         .map(|t| {
             let (stop, total) = (Arc::clone(&stop), Arc::clone(&total));
             let mine: Vec<String> = (t..users).step_by(connections).map(user_name).collect();
+            let recording = recording.map(|r| r.for_connection(t));
             std::thread::spawn(move || {
-                let tally = worker(target, &mine, &stop, pause);
+                let tally = worker(target, &mine, &stop, pause, recording);
                 total.lock().unwrap().merge(tally);
             })
         })
@@ -198,11 +216,31 @@ fn run(
     // Every acknowledged write must be readable afterwards, with its value.
     let verified = tally.acknowledged.len();
     let acknowledged = std::mem::take(&mut tally.acknowledged);
+    let final_reads = recording.map(|r| r.for_connection(connections));
+    let mut sent: HashMap<String, Vec<NaiveDate>> = HashMap::new();
+    for operation in &tally.history {
+        if let checker::Action::Put(date) = &operation.action {
+            let dates = sent.entry(operation.key.clone()).or_default();
+            dates.extend(
+                date.parse::<NaiveDate>()
+                    .ok()
+                    .filter(|d| !dates.contains(d)),
+            );
+        }
+    }
     for (name, born) in acknowledged {
+        let call = final_reads.as_ref().map(Recording::now);
         let result = Connection::open(target)
             .and_then(|mut c| c.send("GET", &format!("/hello/{name}"), &[], None));
+        if let (Some(recording), Some(call)) = (final_reads.as_ref(), call) {
+            let dates = sent.get(&name).map_or(&[][..], Vec::as_slice);
+            tally
+                .history
+                .push(recording.get(&name, call, &result, dates));
+        }
         check_greeting(&mut tally, &name, born, result, "final read");
     }
+    let linearizable = history_dir.is_none_or(|dir| check_history(dir, &tally.history));
 
     tally.latencies_us.sort_unstable();
     let percentile = |p: f64| -> f64 {
@@ -231,16 +269,24 @@ fn run(
     for (kind, (count, example)) in &tally.failures {
         println!("loadgen:   {count} x {kind}, e.g. {example}");
     }
-    if failures == 0 && tally.requests > 0 {
+    if failures == 0 && tally.requests > 0 && linearizable {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
-fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Duration) -> Tally {
+fn worker(
+    target: SocketAddr,
+    users: &[String],
+    stop: &AtomicBool,
+    pause: Duration,
+    mut recording: Option<Recording>,
+) -> Tally {
     let mut tally = Tally::default();
     let mut last: Vec<Option<NaiveDate>> = vec![None; users.len()];
+    // Every date sent to each user: what a greeting is mapped back to.
+    let mut sent: Vec<Vec<NaiveDate>> = vec![Vec::new(); users.len()];
     let mut connection: Option<Connection> = None;
     let mut k = 0usize;
     while !stop.load(Ordering::SeqCst) {
@@ -260,7 +306,8 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
                 }
             },
         };
-        let sent = Instant::now();
+        let started = Instant::now();
+        let call = recording.as_ref().map(Recording::now);
         tally.requests += 1;
         let path = format!("/hello/{name}");
         let failures_before = tally.failure_count();
@@ -274,7 +321,15 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
                 &[("Content-Type", "application/json")],
                 Some(body.as_bytes()),
             );
-            tally.latencies_us.push(sent.elapsed().as_micros() as u64);
+            tally
+                .latencies_us
+                .push(started.elapsed().as_micros() as u64);
+            if !sent[u].contains(&born) {
+                sent[u].push(born);
+            }
+            if let (Some(recording), Some(call)) = (recording.as_mut(), call) {
+                tally.history.push(recording.put(name, call, born, &result));
+            }
             match &result {
                 Ok(response) if response.status == 204 => last[u] = Some(born),
                 Ok(response) => {
@@ -286,7 +341,14 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
         } else {
             tally.gets += 1;
             let result = conn.send("GET", &path, &[], None);
-            tally.latencies_us.push(sent.elapsed().as_micros() as u64);
+            tally
+                .latencies_us
+                .push(started.elapsed().as_micros() as u64);
+            if let (Some(recording), Some(call)) = (recording.as_mut(), call) {
+                tally
+                    .history
+                    .push(recording.get(name, call, &result, &sent[u]));
+            }
             let born = last[u].expect("only users with a write are read");
             let response = result.as_ref().ok().cloned();
             check_greeting(&mut tally, name, born, result, "GET");
@@ -306,6 +368,118 @@ fn worker(target: SocketAddr, users: &[String], stop: &AtomicBool, pause: Durati
         .filter_map(|(name, born)| Some((name.clone(), born?)))
         .collect();
     tally
+}
+
+/// Records one connection's requests on the run's one timeline.
+#[derive(Clone, Copy)]
+struct Recording {
+    epoch: Instant,
+    /// This connection's process id; a new one after a PUT with an unknown outcome, which
+    /// stays open (its answer never came), so the next request may overlap it.
+    process: u64,
+}
+
+impl Recording {
+    fn new(epoch: Instant) -> Self {
+        Self { epoch, process: 0 }
+    }
+
+    /// Connection `t`'s recording: process ids `t * 2^32 + n` never collide.
+    fn for_connection(self, t: usize) -> Self {
+        Self {
+            process: (t as u64) << 32,
+            ..self
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn put(
+        &mut self,
+        name: &str,
+        call: u64,
+        born: NaiveDate,
+        result: &std::io::Result<Response>,
+    ) -> checker::Operation {
+        let outcome = history::outcome_of_put(result);
+        let operation = checker::Operation {
+            process: self.process,
+            key: name.to_owned(),
+            action: checker::Action::Put(born.to_string()),
+            call,
+            ret: result.is_ok().then(|| self.now()),
+            outcome,
+            effect_by: None,
+            note: Some(history::note(result)),
+        };
+        if outcome == checker::Outcome::Info {
+            self.process += 1;
+        }
+        operation
+    }
+
+    /// A GET and the dates among `sent` its greeting fits (on this machine's date: the
+    /// instances run here).
+    fn get(
+        &self,
+        name: &str,
+        call: u64,
+        result: &std::io::Result<Response>,
+        sent: &[NaiveDate],
+    ) -> checker::Operation {
+        let now = Utc::now();
+        let read = match result {
+            Ok(r) if r.status == 404 => Some(vec![None]),
+            Ok(r) if r.status == 200 => {
+                let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+                let dates = history::dates_greeted(name, &message, sent, now, now);
+                Some(dates.iter().map(|d| Some(d.to_string())).collect())
+            }
+            _ => None,
+        };
+        checker::Operation {
+            process: self.process,
+            key: name.to_owned(),
+            outcome: if read.is_some() {
+                checker::Outcome::Ok
+            } else {
+                checker::Outcome::Fail
+            },
+            action: checker::Action::Get(read.unwrap_or_default()),
+            call,
+            ret: Some(self.now()),
+            effect_by: None,
+            note: Some(history::note(result)),
+        }
+    }
+}
+
+/// Writes the history into `dir`, checks it, and writes a timeline of any failing user.
+fn check_history(dir: &Path, history: &[checker::Operation]) -> bool {
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::File::create(dir.join("history.jsonl")))
+        .and_then(|file| checker::write_jsonl(std::io::BufWriter::new(file), history));
+    if let Err(e) = written {
+        println!(
+            "loadgen: could not write the history into {}: {e}",
+            dir.display()
+        );
+        return false;
+    }
+    let report = checker::check(history, Duration::from_secs(120));
+    println!("loadgen: linearizability: {report}");
+    for failure in report.failures() {
+        println!("loadgen:   {failure}");
+    }
+    match checker::write_html(&dir.join("linearizability"), &report) {
+        Ok(pages) => pages
+            .iter()
+            .for_each(|page| println!("loadgen:   timeline: {}", page.display())),
+        Err(e) => println!("loadgen: could not write the timelines: {e}"),
+    }
+    report.verdict() == checker::Verdict::Ok
 }
 
 fn check_greeting(

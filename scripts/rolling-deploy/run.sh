@@ -306,8 +306,11 @@ done
 counters "start:"
 
 echo "==> load: 16 keep-alive connections, 320 users, PUT/GET mix through HAProxy"
+# Every request is recorded; at the end the whole history is checked for linearizability and
+# kept, with a timeline of any failing user, in target/rolling-deploy/history-<launcher>/.
 "$LOADGEN" run --target "127.0.0.1:$LB_PORT" --connections 16 --users 320 \
-  --stop-file "$WORK/stop" --pause-us 3000 >"$WORK/load.out" 2>&1 &
+  --stop-file "$WORK/stop" --pause-us 3000 --history "target/rolling-deploy/history-$LAUNCHER" \
+  >"$WORK/load.out" 2>&1 &
 LOAD_PID=$!
 started "$LOAD_PID"
 sleep 1
