@@ -207,7 +207,7 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// `OK: 1234 operations (56 dropped) over 78 keys, longest key 0.012 s (key "alice", 40 ops)`.
+/// `OK: 1234 operations (56 dropped) over 78 keys, longest key 0.412 ms (key "alice", 40 ops)`.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let read = count(self.operations_read, "operation");
@@ -219,11 +219,12 @@ impl fmt::Display for Report {
             self.dropped
         )?;
         if let Some(slowest) = self.slowest() {
-            let seconds = slowest.elapsed.as_secs_f64();
+            // Most keys take microseconds: milliseconds with three decimals show them.
+            let millis = slowest.elapsed.as_secs_f64() * 1e3;
             let ops = count(slowest.operations.len(), "op");
             write!(
                 f,
-                ", longest key {seconds:.3} s (key {:?}, {ops})",
+                ", longest key {millis:.3} ms (key {:?}, {ops})",
                 slowest.key
             )?;
         }
