@@ -23,8 +23,8 @@ SUITE=bookworm
 VARIANT=minbase
 # What the guest needs and nothing more: the stock kernel (virtio, 9p, ext4, nfs, nfsd, veth and
 # netem as modules), the NFS server and client tools, ip/tc for the host namespaces, and what
-# rehearsal.py uses.
-PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux
+# rehearsal.py uses: faketime for libfaketime (each host's instance on a wall clock of its own).
+PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux,faketime
 IMAGE_SIZE=2G   # sparse; the rootfs is ~0.8 GB, the rest is room for /srv/local and logs
 CACHE=target/nfs-rehearsal
 

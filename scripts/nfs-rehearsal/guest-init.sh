@@ -17,6 +17,8 @@ export PYTHONUNBUFFERED=1   # rehearsal.py's lines reach the console as they hap
 OUT=/share/out
 MODE=rehearsal
 GUEST_DEADLINE=840
+SEED=        # rehearsal.py --seed (empty: it picks one)
+SCENARIOS=   # rehearsal.py --scenarios (empty: all)
 # shellcheck source=/dev/null
 [ -r /share/guest.env ] && . /share/guest.env
 HOSTS=(1 2 3)
@@ -191,7 +193,10 @@ else
   left=$(awk -v d="$GUEST_DEADLINE" -v a="$START" 'BEGIN {printf "%d", (d > a + 16) ? d - a - 15 : 1}')
   log "running rehearsal.py (at most $left s)"
   # The driver's output goes to the console and to rehearsal.log; its status is the guest's.
-  timeout --kill-after=5 "$left" python3 /share/rehearsal/rehearsal.py --out "$OUT" 2>&1 \
+  args=(--out "$OUT")
+  [ -z "$SEED" ] || args+=(--seed "$SEED")
+  [ -z "$SCENARIOS" ] || args+=(--scenarios "$SCENARIOS")
+  timeout --kill-after=5 "$left" python3 /share/rehearsal/rehearsal.py "${args[@]}" 2>&1 \
     | tee "$OUT/rehearsal.log" || rc=${PIPESTATUS[0]}
   [ "$rc" != 124 ] || log "rehearsal.py did not finish within $left s (NFS_REHEARSAL_TIMEOUT); stopped"
   echo "scenarios_s $(awk -v a="$START" -v b="$(uptime_s)" 'BEGIN {printf "%.1f", b - a}')" >>"$OUT/timings.txt"

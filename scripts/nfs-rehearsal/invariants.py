@@ -12,31 +12,39 @@ server's UTC date T, N maps back to exactly one k; the driver records T at the G
 at its end (a GET may straddle midnight), so a GET maps to one or two candidate k.
 
 Timestamps are time.monotonic() values of the driver process, for requests and the watcher
-alike, so they are comparable with each other (and never with wall-clock times).
+alike, so they are comparable with each other (and never with wall-clock times: the instances'
+wall clocks may each be set apart on purpose, and a record's updatedAt is only information).
 
 The invariants (any breach fails the run). A PUT is "definitely failed" if answered 503
 storage-busy / storage-unavailable / storage-timeout, or 4xx; "acknowledged" if answered 204.
 Its effect bound is min(its answer time, its send time + the deadline), or only the latter if
-it got no answer (connection cut by a SIGKILL).
+it got no answer (connection cut by a SIGKILL). The deadline counts from when the instance reads
+the request: if the instance was paused (SIGSTOP) while the request was under way, that may be
+only at SIGCONT, so the bound counts from the SIGCONT instead of the send.
   1 date-sent: a GET 200's message is well-formed, names the user, and N maps to a k that a PUT
     of that user sent before the GET ended; every record the watcher saw holds such a date.
   2 read-after-write: for every PUT p acknowledged before a GET g started, g (200 or 404) answers
     p's date, or that of a PUT q sent before g ended that is not definitely failed and not
     known to precede p (q answered before p was sent). A 404 with such a p is stale.
-  3 updatedAt-monotonic: in the watcher's log of a record, updatedAt never decreases (compared
-    to the nanosecond) and a record once present never vanishes.
+  3 version-monotonic: in the watcher's log of a record, `version` (the count of the user's
+    writes; a record without one is version 0) never decreases, a record that changes while
+    both it and its predecessor carry a version has a larger one (two writes from the same
+    predecessor both landed: the user's lock was not exclusive), and a record once present
+    never vanishes. Not updatedAt: each host stamps its own wall clock, and they differ.
   4 no-effect-after-answer: a definitely failed PUT's date never appears in the record (nor in
     a GET); any other PUT's date, when first seen in the record, was absent at a read that
     started no later than the PUT's effect bound: its answer, but for a write-unconfirmed (a
     rename already sent may be carried out when a stalled storage answers again, still under
     the user's lock) only its deadline, as for a PUT that got no answer.
   5 not-torn: every record read parses as {"schema":1,"username":<the user>,"dateOfBirth":
-    "YYYY-MM-DD","updatedAt":<RFC 3339>}.
+    "YYYY-MM-DD","updatedAt":<RFC 3339>} with an optional "version": <integer >= 0>.
   6 no-orphans: no temp/probe file is left after a sweep that ran at least the orphan age
     after the driver first saw the file.
   7 status-and-deadline: PUT answers 204 or a documented 503; GET 200, 404 user-not-found or a
     documented 503; every answer within the deadline; no timeout; a connection error only while
-    the instance was down on purpose (SIGKILLed/stopped, until ready again).
+    the instance was down on purpose (SIGKILLed/stopped, until ready again); for a request
+    under way while its instance was paused on purpose (SIGSTOP, until SIGCONT), the deadline
+    counts from the SIGCONT, and no answer at all (the driver gave up first) is no breach.
   final-state: the record read at the end holds the date of a PUT that is not definitely failed
     and no older than any acknowledged PUT (same rule as 2); no record only if none was acked.
 """
@@ -62,7 +70,7 @@ DOCUMENTED_503 = DEFINITE_503 | UNCONFIRMED_503
 # Invariant names, as reported.
 INV_DATE_SENT = "1-date-sent"
 INV_FRESH = "2-read-after-write"
-INV_MONOTONIC = "3-updatedAt-monotonic"
+INV_MONOTONIC = "3-version-monotonic"
 INV_NO_LATE_EFFECT = "4-no-effect-after-answer"
 INV_NOT_TORN = "5-not-torn"
 INV_NO_ORPHANS = "6-no-orphans"
@@ -171,6 +179,7 @@ class Request:
     days: list[str] = field(default_factory=list)  # GET: server UTC dates at start and end
     scenario: str = ""
     tag: str = ""  # free text for the report, e.g. "fenced" or "x-loop"
+    client: int | None = None  # the driver's thread that sent it (history.py: process ids)
 
     @property
     def acknowledged(self) -> bool:
@@ -202,8 +211,9 @@ class Observation:
     t_seen: float
     state: str  # "missing" | "ok" | "torn"
     date_of_birth: str | None = None
-    updated_at: str | None = None
+    updated_at: str | None = None  # the writing host's wall clock: information only
     detail: str = ""  # "torn": why (and a prefix of the bytes)
+    version: int | None = None  # "ok": the record's version (None: it has none, i.e. 0)
 
 
 @dataclass
@@ -219,11 +229,15 @@ class Leftover:
 @dataclass
 class DownInterval:
     """An instance was SIGKILLed or stopped on purpose (from `start`) until it was ready again
-    (`end`; None: never restarted). Connection errors inside it are expected."""
+    (`end`; None: never restarted): connection errors inside it are expected. With kind
+    "paused" it was SIGSTOPped from `start` until SIGCONT at `end`: the kernel still accepts
+    connections and queues requests, and the instance reads them, starts their deadlines and
+    answers them only after `end`."""
 
     host: str
     start: float
     end: float | None
+    kind: str = "down"  # "down" | "paused"
 
 
 @dataclass
@@ -251,11 +265,12 @@ class Limits:
     orphan_age: float = 10.0
 
 
-def parse_record(raw: bytes, user: str) -> tuple[str, str | None, str | None, str]:
-    """(state, dateOfBirth, updatedAt, detail) of a record's bytes, as the watcher logs them:
-    "ok" only for the documented JSON of this user."""
-    def torn(why: str) -> tuple[str, None, None, str]:
-        return "torn", None, None, f"{why}: {raw[:120]!r}"
+def parse_record(raw: bytes, user: str) -> tuple[str, str | None, str | None, int | None, str]:
+    """(state, dateOfBirth, updatedAt, version, detail) of a record's bytes, as the watcher logs
+    them: "ok" only for the documented JSON of this user. version is None for a record without
+    one (written before versions existed: it counts as 0)."""
+    def torn(why: str) -> tuple[str, None, None, None, str]:
+        return "torn", None, None, None, f"{why}: {raw[:120]!r}"
 
     try:
         doc = json.loads(raw.decode("utf-8"))
@@ -276,22 +291,37 @@ def parse_record(raw: bytes, user: str) -> tuple[str, str | None, str | None, st
         return torn("dateOfBirth is not a calendar date")
     if not isinstance(updated, str) or timestamp_key(updated) is None:
         return torn("updatedAt is not an RFC 3339 UTC timestamp")
-    return "ok", dob, updated, ""
+    version = doc.get("version")
+    if "version" in doc and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+        return torn("version is not an integer >= 0")
+    return "ok", dob, updated, version, ""
 
 
 # ---------------------------------------------------------------------------------------------
 # The checks
 
 
-def effect_bound(p: Request, limits: Limits) -> float:
+def resumed_at(r: Request, down: list[DownInterval] = ()) -> float:
+    """When r's instance can have read r at the latest, as far as pauses go: its send time, or
+    the SIGCONT of a pause of its instance that r was under way in (the kernel queued r, and
+    the instance's deadline for it started when it read it, after the SIGCONT)."""
+    t = r.t_send
+    for d in down:
+        if d.host == r.host and d.kind == "paused" and d.start <= r.t_end and r.t_send <= (d.end if d.end is not None else float("inf")):
+            t = max(t, d.end if d.end is not None else float("inf"))
+    return t
+
+
+def effect_bound(p: Request, limits: Limits, down: list[DownInterval] = ()) -> float:
     """The latest time at which PUT p may take effect: its answer (a 204 or an error), and in
     any case its deadline. A PUT cut off by a SIGKILL of its instance ("conn-error") or never
     answered has only the deadline, and so has one answered write-unconfirmed: that answer
     says the rename was sent or done when the storage stopped answering, and a rename already
     sent is carried out when the storage answers again, after the answer (docs/storage.md,
     "what no check can close"). Its writer still holds the user's lock until then, so it cannot
-    land over a later write: invariants 2 and 3 would see that."""
-    deadline = p.t_send + limits.deadline
+    land over a later write: invariants 2 and 3 would see that. The deadline counts from the
+    send, or from the SIGCONT of a pause the PUT was under way in (resumed_at)."""
+    deadline = resumed_at(p, down) + limits.deadline
     if p.outcome == "answer" and p.problem not in UNCONFIRMED_503:
         return min(p.t_end, deadline)
     return deadline
@@ -344,7 +374,7 @@ def check(
 
     breaches += _check_status(requests, down, limits)
     breaches += _check_reads(requests, puts_by_user, acked_by_user)
-    breaches += _check_observations(observations, puts_by_user, limits)
+    breaches += _check_observations(observations, puts_by_user, limits, down)
     breaches += _check_leftovers(leftovers, limits)
     breaches += _check_finals(finals, puts_by_user, acked_by_user)
     return breaches
@@ -352,7 +382,7 @@ def check(
 
 def _in_down_interval(r: Request, down: list[DownInterval]) -> bool:
     for d in down:
-        if d.host != r.host:
+        if d.host != r.host or d.kind != "down":
             continue
         end = d.end if d.end is not None else float("inf")
         # The request's life [t_send, t_end] overlaps the interval.
@@ -366,8 +396,10 @@ def _check_status(requests: list[Request], down: list[DownInterval], limits: Lim
     out = []
     for r in requests:
         label = f"{r.method} {r.user} via {r.host} #{r.rid}"
+        start = resumed_at(r, down)  # the send, or the SIGCONT of a pause r was under way in
         if r.outcome == "timeout":
-            out.append(Breach(INV_STATUS, f"{label}: no answer within {r.t_end - r.t_send:.1f} s (hang)", [r.rid]))
+            if start == r.t_send:  # a client that gave up during a pause: no breach
+                out.append(Breach(INV_STATUS, f"{label}: no answer within {r.t_end - r.t_send:.1f} s (hang)", [r.rid]))
             continue
         if r.outcome == "conn-error":
             if not _in_down_interval(r, down):
@@ -376,9 +408,10 @@ def _check_status(requests: list[Request], down: list[DownInterval], limits: Lim
         if r.outcome != "answer":
             out.append(Breach(INV_HISTORY, f"{label}: unknown outcome {r.outcome!r}", [r.rid]))
             continue
-        took = r.t_end - r.t_send
+        took = r.t_end - start
         if took > limits.deadline:
-            out.append(Breach(INV_STATUS, f"{label}: answered {r.status} after {took:.2f} s > {limits.deadline:.0f} s", [r.rid]))
+            since = "" if start == r.t_send else f" since the SIGCONT of its instance ({start - r.t_send:.2f} s after the send)"
+            out.append(Breach(INV_STATUS, f"{label}: answered {r.status} after {took:.2f} s{since} > {limits.deadline:.0f} s", [r.rid]))
         s = r.status
         expected = (r.method == "PUT" and s == 204) or (r.method == "GET" and s == 200)
         expected = expected or (r.method == "GET" and s == 404 and r.problem == "user-not-found")
@@ -433,7 +466,7 @@ def _check_reads(
 
 
 def _check_observations(
-    observations: list[Observation], puts_by_user: dict[str, dict[int, Request]], limits: Limits
+    observations: list[Observation], puts_by_user: dict[str, dict[int, Request]], limits: Limits, down: list[DownInterval] = ()
 ) -> list[Breach]:
     """Invariants 3, 4 and 5 on the watcher's log."""
     out = []
@@ -442,7 +475,7 @@ def _check_observations(
         by_user.setdefault(o.user, []).append(o)
     for user, log in by_user.items():
         log.sort(key=lambda o: o.t_seen)
-        last_key, last_at = None, None
+        last: Observation | None = None
         was_present = False
         first_seen_k: dict[int, Observation] = {}
         for o in log:
@@ -454,13 +487,13 @@ def _check_observations(
                     out.append(Breach(INV_MONOTONIC, f"record of {user} vanished at t={o.t_seen:.3f}"))
                 continue
             was_present = True
-            key = timestamp_key(o.updated_at or "")
-            if key is None:  # parse_record never logs this as "ok"; a hand-made history might
-                out.append(Breach(INV_NOT_TORN, f"record of {user}: bad updatedAt {o.updated_at!r}"))
-                continue
-            if last_key is not None and key < last_key:
-                out.append(Breach(INV_MONOTONIC, f"record of {user}: updatedAt went back from {last_at} to {o.updated_at} at t={o.t_seen:.3f}"))
-            last_key, last_at = key, o.updated_at
+            if last is not None:
+                before, now = last.version or 0, o.version or 0
+                if now < before:
+                    out.append(Breach(INV_MONOTONIC, f"record of {user}: version went back from {before} ({last.date_of_birth}) to {now} ({o.date_of_birth}) at t={o.t_seen:.3f}"))
+                elif now == before and last.version is not None and o.version is not None:
+                    out.append(Breach(INV_MONOTONIC, f"record of {user}: changed from {last.date_of_birth} to {o.date_of_birth} at t={o.t_seen:.3f} with version {now} both times: two writes of one version landed"))
+            last = o
             k = k_of_date(o.date_of_birth or "")
             if k is None or k not in puts_by_user.get(user, {}):
                 out.append(Breach(INV_DATE_SENT, f"record of {user} holds {o.date_of_birth}, which no PUT sent"))
@@ -472,8 +505,8 @@ def _check_observations(
                 out.append(Breach(INV_DATE_SENT, f"record of {user} held k={k} at t={o.t_seen:.3f}, before PUT #{p.rid} sent it", [p.rid]))
             elif p.definitely_failed:
                 out.append(Breach(INV_NO_LATE_EFFECT, f"record of {user} holds k={k} of PUT #{p.rid} via {p.host}, answered {p.status} {p.problem} (nothing changed)", [p.rid]))
-            elif o.t_before is not None and o.t_before > effect_bound(p, limits):
-                late = o.t_before - effect_bound(p, limits)
+            elif o.t_before is not None and o.t_before > effect_bound(p, limits, down):
+                late = o.t_before - effect_bound(p, limits, down)
                 out.append(Breach(INV_NO_LATE_EFFECT, f"record of {user}: PUT #{p.rid} via {p.host} ({p.outcome} {p.status or ''} {p.problem or ''}) took effect after its answer/deadline: still absent {late:.3f} s after it", [p.rid]))
     return out
 

@@ -4,16 +4,18 @@
 Inside the guest (see CONTRACT: run as root by guest-init.sh): the root network namespace is the
 NFS server exporting /srv/export; hosts h1..h3 are network namespaces, each with its NFS mount
 at /mnt/hN and an instance of the release binary that this driver starts, SIGKILLs and
-restarts itself. Scenarios a..i (in that order) each print what they did and saw; every
-request and every change of the watched records goes into one history that invariants.py
-checks. Exits non-zero on any breach or scenario error; writes report.txt, report.json and
-history.json to --out.
+restarts itself. Scenarios a..l (in that order; j, k and l, the clock, pause and mixed
+nemeses, are in scenarios_nemesis.py) each print what they did and saw; every request and
+every change of the watched records goes into one history that invariants.py checks. Exits
+non-zero on any breach or scenario error; writes report.txt, report.json, history.json and
+history.jsonl (the requests as operations for the linearizability checker, history.py) to --out.
 
     python3 rehearsal.py --out /share/out                     # in the guest
     python3 rehearsal.py --local --binary target/release/hello-birthday --out /tmp/reh
                                                               # on any Linux box: three
-        instances on 127.0.0.1 sharing one local directory; only scenarios a, b, c, i
+        instances on 127.0.0.1 sharing one local directory; only scenarios a, b, c, i, j, k
     python3 rehearsal.py --recheck /share/out/history.json   # the model again, offline
+    python3 rehearsal.py --out /share/out --scenarios l --seed 42   # one scenario; l's schedule
 
 Every wait is a poll with a deadline, every loop is bounded in count and time, the whole run
 has a deadline (--deadline), and every process started here is killed by its pid on every
@@ -27,6 +29,7 @@ import datetime as dt
 import errno
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import random
@@ -42,6 +45,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import history  # noqa: E402
 import invariants as inv  # noqa: E402
 
 LOCK_TIMEOUT_MS = 2000
@@ -60,9 +64,10 @@ def now() -> float:
     return time.monotonic()
 
 
-def utc_day() -> str:
-    """The server's "today": the guest's hosts share one kernel clock with the driver."""
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+def utc_day(offset: float = 0.0) -> str:
+    """An instance's "today": the guest's hosts share one kernel clock with the driver, and an
+    instance run under libfaketime (scenarios_nemesis.py) sees it `offset` seconds apart."""
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset)).date().isoformat()
 
 
 def key_of(user: str) -> str:
@@ -131,6 +136,9 @@ class Host:
     log_path: str
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
+    env: dict[str, str] | None = None  # extra environment of the instance (libfaketime's)
+    clock_offset: float = 0.0  # how far the instance's wall clock is from the driver's, in s
+    paused_at: float | None = None  # SIGSTOPped since (monotonic), until SIGCONT
 
 
 class Lab:
@@ -146,6 +154,9 @@ class Lab:
         self.requests: list[inv.Request] = []
         self.down: list[inv.DownInterval] = []
         self.rids = iter(range(1, 10**9))
+        self.client_ids = itertools.count(1)  # one per thread that sends requests
+        self.client_of = threading.local()
+        self.seed = args.seed
         self.users_lock = threading.Lock()
         self.next_k: dict[str, int] = {}
         self.user_count = 0
@@ -247,8 +258,10 @@ class Lab:
             raise ScenarioError(f"{host.name} is already running")
         argv = self.ns(host) + [self.binary, "--listen", f"{host.ip}:{host.port}", "--data-dir", host.data_dir] + self.flags
         host.started_at = now()
+        host.paused_at = None
         # nsenter without --pid execs the binary: the pid we hold is the instance's own.
-        host.proc = self.spawn(argv, log_path=host.log_path)
+        env = dict(os.environ, **host.env) if host.env else None
+        host.proc = self.spawn(argv, log_path=host.log_path, env=env)
         if not self.wait_until(lambda: host.proc.poll() is not None or self.ready(host), timeout, 0.1):
             raise ScenarioError(f"{host.name} not ready within {timeout:.0f} s")
         if host.proc.poll() is not None:
@@ -271,8 +284,13 @@ class Lab:
     def kill(self, host: Host) -> float:
         """SIGKILLs the instance; returns the time. Connection errors are expected from now
         until it is ready again."""
-        self.down.append(inv.DownInterval(host.name, now(), None))
         t = now()
+        if host.paused_at is not None:  # SIGKILL ends a stopped process too; the pause ends here
+            host.paused_at = None
+            for d in self.down:
+                if d.host == host.name and d.kind == "paused" and d.end is None:
+                    d.end = t
+        self.down.append(inv.DownInterval(host.name, t, None))
         if host.proc is not None:
             self.kill_proc(host.proc)
             self.reap(host.proc)
@@ -283,12 +301,36 @@ class Lab:
         """SIGTERM (graceful), wait for the exit."""
         if host.proc is None:
             return None
+        self.resume(host)
         self.down.append(inv.DownInterval(host.name, now(), None))
         if host.proc.poll() is None:
             host.proc.send_signal(signal.SIGTERM)
         rc = self.reap(host.proc, timeout)
         host.proc = None
         return rc
+
+    def pause(self, host: Host) -> float:
+        """SIGSTOP the instance (its process; nsenter exec'd it). It keeps its sockets, its
+        open files and its NFS locks, and answers nothing until resume()."""
+        if host.proc is None or host.proc.poll() is not None or host.paused_at is not None:
+            raise ScenarioError(f"{host.name} is not running, or already paused")
+        host.paused_at = now()
+        self.down.append(inv.DownInterval(host.name, host.paused_at, None, kind="paused"))
+        host.proc.send_signal(signal.SIGSTOP)
+        return host.paused_at
+
+    def resume(self, host: Host) -> float:
+        """SIGCONT a paused instance (no-op if it is not paused)."""
+        if host.paused_at is None:
+            return now()
+        if host.proc is not None and host.proc.poll() is None:
+            host.proc.send_signal(signal.SIGCONT)
+        t = now()
+        host.paused_at = None
+        for d in self.down:
+            if d.host == host.name and d.kind == "paused" and d.end is None:
+                d.end = t  # requests under way in the pause: their deadlines start now
+        return t
 
     def restart(self, host: Host) -> float:
         """Graceful restart; returns when the new process was started (its sweep runs then)."""
@@ -364,15 +406,22 @@ class Lab:
     def get(self, host: Host, user: str, scenario: str, tag: str = "") -> inv.Request:
         return self.request(host, "GET", user, scenario, tag=tag)
 
-    def request(self, host: Host, method: str, user: str, scenario: str, k: int | None = None, tag: str = "") -> inv.Request:
+    def client(self) -> int:
+        """This thread's client id (history.py makes process ids of it)."""
+        c = getattr(self.client_of, "id", None)
+        if c is None:
+            c = self.client_of.id = next(self.client_ids)
+        return c
+
+    def request(self, host: Host, method: str, user: str, scenario: str, k: int | None = None, tag: str = "", client_timeout: float = CLIENT_TIMEOUT_S) -> inv.Request:
         self.check_deadline()
         body = json.dumps({"dateOfBirth": inv.date_of_k(k).isoformat()}).encode() if method == "PUT" else None
         headers = {"Content-Type": "application/json", "Connection": "close"} if body else {"Connection": "close"}
-        day0 = utc_day()
+        day0 = utc_day(host.clock_offset)
         status = problem = message = None
         # A fresh connection per request: an error then belongs to this request alone, never
         # to a keep-alive connection the server closed while idle.
-        conn = http.client.HTTPConnection(host.ip, host.port, timeout=CLIENT_TIMEOUT_S)
+        conn = http.client.HTTPConnection(host.ip, host.port, timeout=client_timeout)
         t0 = now()
         try:
             conn.request(method, f"/hello/{user}", body=body, headers=headers)
@@ -398,7 +447,8 @@ class Lab:
         r = inv.Request(
             next(self.rids), host.name, method, user, t0, t1, outcome, status, problem, k=k,
             message=message if method == "GET" and status == 200 else None,
-            days=[day0, utc_day()] if method == "GET" else [], scenario=scenario, tag=tag,
+            days=[day0, utc_day(host.clock_offset)] if method == "GET" else [], scenario=scenario, tag=tag,
+            client=self.client(),
         )
         with self.history_lock:
             self.requests.append(r)
@@ -417,7 +467,7 @@ class Lab:
                 raw = f.read()
         except FileNotFoundError:
             return inv.FinalRecord(user, t, None)
-        state, dob, _, detail = inv.parse_record(raw, user)
+        state, dob, _, _, detail = inv.parse_record(raw, user)
         if state != "ok":
             raise ScenarioError(f"final record of {user} is torn: {detail}")
         return inv.FinalRecord(user, t, dob)
@@ -441,6 +491,9 @@ class Lab:
             subprocess.run(["ip", "link", "set", f"st{i}", "up"], capture_output=True, timeout=10)
         for i in sorted(self.netem_links):
             subprocess.run(["tc", "qdisc", "del", "dev", f"st{i}", "root"], capture_output=True, timeout=10)
+        for h in self.hosts:
+            if h.paused_at is not None and h.proc is not None and h.proc.poll() is None:
+                h.proc.send_signal(signal.SIGCONT)
         if self.nfsd_threads_to_restore is not None:
             try:
                 self.nfsd_start()
@@ -545,8 +598,8 @@ class Watcher:
                 if raw is None:
                     obs = inv.Observation(user, prev[1] if prev else None, t1, "missing")
                 else:
-                    state, dob, updated, detail = inv.parse_record(raw, user)
-                    obs = inv.Observation(user, prev[1] if prev else None, t1, state, dob, updated, detail)
+                    state, dob, updated, version, detail = inv.parse_record(raw, user)
+                    obs = inv.Observation(user, prev[1] if prev else None, t1, state, dob, updated, detail, version)
                 with self.lock:
                     self.observations.append(obs)
             self.last[user] = (raw, t0)
@@ -1300,6 +1353,12 @@ SCENARIOS = {
     "h": ("writer killed during its exclusive create", scenario_h, 45, True),
     "i": ("latency: NFS vs local disk", scenario_i, 30, False),
 }
+# j, k, l: clocks apart, a paused instance, a seeded mix (scenarios_nemesis.py). It imports
+# this module by name: make that name this very module when it runs as a script.
+sys.modules.setdefault("rehearsal", sys.modules[__name__])
+import scenarios_nemesis  # noqa: E402
+
+SCENARIOS |= scenarios_nemesis.SCENARIOS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1311,6 +1370,8 @@ def restore(lab: Lab, sc: Scenario) -> None:
     before the next one. Each step on its own: one failing must not skip the others."""
     steps = []
     for h in lab.hosts:
+        if h.paused_at is not None:
+            steps.append((f"SIGCONT {h.name}", lambda h=h: lab.resume(h)))
         if h.index in lab.cut_links:
             steps.append((f"heal {h.name}", lambda h=h: lab.heal(h)))
         if h.index in lab.netem_links:
@@ -1319,6 +1380,7 @@ def restore(lab: Lab, sc: Scenario) -> None:
         steps.append(("restart nfsd", lab.nfsd_start))
     if lab.fill_path:
         steps.append(("free the export", lambda: (os.unlink(lab.fill_path), setattr(lab, "fill_path", None))))
+    steps += scenarios_nemesis.restore_steps(lab)
     for what, step in steps:
         try:
             step()
@@ -1336,7 +1398,10 @@ def main() -> int:
     ap.add_argument("--deadline", type=float, default=480, help="seconds for the whole run")
     ap.add_argument("--keep", action="store_true", help="--local: keep the data directory")
     ap.add_argument("--recheck", metavar="HISTORY_JSON", help="run the model on a saved history and exit")
+    ap.add_argument("--seed", type=int, help="seed of scenario l's random schedule of nemeses (default: a random one, printed)")
     args = ap.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 32)
     if args.recheck:
         return recheck(args.recheck)
     if not args.out:
@@ -1359,6 +1424,7 @@ def main() -> int:
     try:
         lab = Lab(args, out)
         out.say(f"rehearsal: mode {'local' if args.local else 'guest (NFSv4.1)'}, binary {args.binary}, flags {' '.join(lab.flags)}, run deadline {args.deadline:.0f} s")
+        out.say(f"seed {args.seed} (to replay l's schedule: --seed {args.seed}, or NFS_REHEARSAL_SEED={args.seed} run.sh)")
         lab.watcher.start()
         for h in lab.hosts:
             lab.start(h)
@@ -1434,28 +1500,38 @@ def report(args, out: Output, lab: Lab | None, scenarios: list[Scenario], fatal:
     if lab is not None:
         out.say(f"  requests: {len(lab.requests)}, watcher observations: {len(lab.watcher.observations)}, watcher read errors: {lab.watcher.read_errors}")
     verdict = "PASS" if breaches == 0 and errors == 0 else "FAIL"
-    out.say(f"{verdict}: {breaches} breaches, {errors} scenario errors")
-    with open(os.path.join(args.out, "report.txt"), "w") as f:
-        f.write("\n".join(out.lines) + "\n")
-    doc = {
-        "verdict": verdict, "breaches": breaches, "errors": errors, "fatal": fatal,
-        "mode": "local" if args.local else "guest",
-        "limits": {"deadline_s": DEADLINE_S, "orphan_age_s": ORPHAN_AGE_S, "lock_timeout_ms": LOCK_TIMEOUT_MS, "storage_timeout_ms": STORAGE_TIMEOUT_MS},
-        "scenarios": [s.to_json() for s in scenarios],
-    }
-    with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(doc, f, indent=1)
     if lab is not None:
-        history = {
+        saved = {
             "requests": [asdict(r) for r in lab.requests],
             "observations": [asdict(o) for o in lab.watcher.observations],
             "leftovers": [asdict(x) for s in scenarios for x in s.leftovers],
             "finals": [asdict(x) for s in scenarios for x in s.finals],
             "down": [asdict(d) for d in lab.down],
+            "limits": asdict(limits()),
         }
         with open(os.path.join(args.out, "history.json"), "w") as f:
-            json.dump(history, f)
+            json.dump(saved, f)
+        # The same requests as operations for the linearizability checker (run.sh runs it).
+        ops = history.operations(lab.requests, limits(), lab.down)
+        with open(os.path.join(args.out, "history.jsonl"), "w") as f:
+            f.write(history.to_jsonl(ops))
+        out.say(f"  history.jsonl: {len(ops)} operations over {len({op['key'] for op in ops})} users, for the linearizability checker")
+    out.say(f"{verdict}: {breaches} breaches, {errors} scenario errors")
+    with open(os.path.join(args.out, "report.txt"), "w") as f:
+        f.write("\n".join(out.lines) + "\n")
+    doc = {
+        "verdict": verdict, "breaches": breaches, "errors": errors, "fatal": fatal,
+        "mode": "local" if args.local else "guest", "seed": args.seed,
+        "limits": {"deadline_s": DEADLINE_S, "orphan_age_s": ORPHAN_AGE_S, "lock_timeout_ms": LOCK_TIMEOUT_MS, "storage_timeout_ms": STORAGE_TIMEOUT_MS},
+        "scenarios": [s.to_json() for s in scenarios],
+    }
+    with open(os.path.join(args.out, "report.json"), "w") as f:
+        json.dump(doc, f, indent=1)
     return 0 if verdict == "PASS" else 1
+
+
+def limits() -> inv.Limits:
+    return inv.Limits(DEADLINE_S, ORPHAN_AGE_S)
 
 
 def recheck(path: str) -> int:
@@ -1467,7 +1543,7 @@ def recheck(path: str) -> int:
         [inv.Leftover(**x) for x in h["leftovers"]],
         [inv.DownInterval(**d) for d in h["down"]],
         [inv.FinalRecord(**x) for x in h["finals"]],
-        inv.Limits(DEADLINE_S, ORPHAN_AGE_S),
+        limits(),
     )
     for b in breaches:
         print(b)

@@ -12,8 +12,14 @@
 #   NFS_REHEARSAL_TIMEOUT  seconds the VM may run, boot included (default 900); then it is killed.
 #   NFS_REHEARSAL_BIN      use this binary instead of `cargo build --release --locked`'s.
 #   NFS_REHEARSAL_ROOTFS   see build-guest.sh (a ready rootfs instead of debootstrap).
-# Results stay in target/nfs-rehearsal/last-run/ (console.log, out/). Exits with the guest
-# driver's exit code; 1 if the guest wrote none, 124 if the VM ran out of time.
+#   NFS_REHEARSAL_SEED     seed of scenario l's random schedule of nemeses (default: the driver
+#                          picks one and prints it: pass it here to replay a failure).
+#   NFS_REHEARSAL_SCENARIOS  comma-separated scenario letters to run (default: all), e.g. j,k.
+# Results stay in target/nfs-rehearsal/last-run/ (console.log, share/out/). After the VM, the
+# linearizability checker (examples/check_history.rs) reads the run's share/out/history.jsonl
+# and writes a page per illegal user to last-run/linearizability/. Exits with the guest
+# driver's exit code, else the checker's (0 linearizable, 1 illegal, 2 undecided, 3 malformed);
+# 1 if the guest wrote no exit code, 124 if the VM ran out of time.
 # Needs: qemu-system-x86, e2fsprogs, debootstrap (unless the guest is cached), cargo; run as root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +31,11 @@ case "${1:-}" in
   *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
 esac
 TIMEOUT=${NFS_REHEARSAL_TIMEOUT:-900}
+SEED=${NFS_REHEARSAL_SEED:-}
+SCENARIOS=${NFS_REHEARSAL_SCENARIOS:-}
+# Both go into guest.env, which the guest sources: digits and letters only.
+[[ $SEED =~ ^[0-9]*$ ]] || { echo "nfs-rehearsal: NFS_REHEARSAL_SEED must be a number" >&2; exit 2; }
+[[ $SCENARIOS =~ ^[a-z,]*$ ]] || { echo "nfs-rehearsal: NFS_REHEARSAL_SCENARIOS must be letters and commas" >&2; exit 2; }
 
 for tool in qemu-system-x86_64:qemu-system-x86 mkfs.ext4:e2fsprogs; do
   command -v "${tool%%:*}" >/dev/null \
@@ -65,7 +76,7 @@ mkdir -p "$SHARE/bin" "$SHARE/rehearsal" "$SHARE/out"
 cp "$BIN" "$SHARE/bin/hello-birthday"
 cp -a scripts/nfs-rehearsal/. "$SHARE/rehearsal/"
 # The guest keeps 30 s for its power-off and our margin; its deadline counts its uptime.
-printf 'MODE=%s\nGUEST_DEADLINE=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" >"$SHARE/guest.env"
+printf 'MODE=%s\nGUEST_DEADLINE=%s\nSEED=%s\nSCENARIOS=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" "$SEED" "$SCENARIOS" >"$SHARE/guest.env"
 CONSOLE=$RUN/console.log
 
 QEMU_PID=
@@ -120,6 +131,27 @@ if [ -f "$SHARE/out/report.txt" ]; then
   echo "==> report ($SHARE/out/report.txt)"
   cat "$SHARE/out/report.txt"
 fi
+
+# The linearizability checker, on the host, over every request of the run (the driver wrote
+# them as operations: history.py). Whatever the guest's verdict, when there is a history.
+HISTORY=$SHARE/out/history.jsonl
+lin_code=0
+if [ "$MODE" = rehearsal ]; then
+  if [ ! -s "$HISTORY" ]; then
+    echo "==> linearizability: no $HISTORY to check"
+    lin_code=1
+  else
+    echo "==> linearizability: $HISTORY ($(wc -l <"$HISTORY") operations; a page per illegal user in $RUN/linearizability/)"
+    t5=$(date +%s)
+    set +e
+    cargo run --quiet --release --locked --example check_history -- \
+      --html-dir "$RUN/linearizability" "$HISTORY" 2>&1 | tee "$RUN/linearizability.txt"
+    lin_code=${PIPESTATUS[0]}
+    set -e
+    echo "    checker exit code $lin_code ($(( $(date +%s) - t5 )) s with its build)"
+  fi
+fi
+
 if [ -n "$timed_out" ]; then
   echo "FAIL: the VM did not power off within $TIMEOUT s (NFS_REHEARSAL_TIMEOUT); killed" >&2
   exit 124
@@ -130,4 +162,8 @@ if [ ! -s "$SHARE/out/exit-code" ]; then
 fi
 code=$(cat "$SHARE/out/exit-code")
 echo "==> guest exit code $code (results in $SHARE/out/)"
+if [ "$code" = 0 ] && [ "$lin_code" != 0 ]; then
+  echo "FAIL: the linearizability checker exited $lin_code (see $RUN/linearizability.txt)" >&2
+  exit "$lin_code"
+fi
 exit "$code"

@@ -40,11 +40,12 @@ class History:
         self.requests.append(r)
         return r
 
-    def seen(self, t_before, t_seen, k=None, updated="2026-03-10T10:00:00Z", state=None, user="alice", detail=""):
+    def seen(self, t_before, t_seen, k=None, updated="2026-03-10T10:00:00Z", state=None, user="alice", detail="", version=None):
         if state is None:
             state = "missing" if k is None else "ok"
         dob = inv.date_of_k(k).isoformat() if k is not None else None
-        self.observations.append(Observation(user, t_before, t_seen, state, dob, updated if state == "ok" else None, detail))
+        ok = state == "ok"
+        self.observations.append(Observation(user, t_before, t_seen, state, dob, updated if ok else None, detail, version if ok else None))
 
     def check(self, **kw):
         return inv.check(self.requests, self.observations, **kw)
@@ -74,7 +75,7 @@ class DateMapping(unittest.TestCase):
         self.assertEqual(inv.parse_message("Hello, bob! Happy birthday!"), ("bob", 0))
         self.assertIsNone(inv.parse_message("Hello bob"))
 
-    def test_timestamps_compare_at_nanosecond_precision(self):
+    def test_timestamps_compare_at_nanosecond_precision(self):  # (parse_record's updatedAt check)
         a = inv.timestamp_key("2026-03-10T10:00:00.123456789Z")
         b = inv.timestamp_key("2026-03-10T10:00:00.12345679Z")
         self.assertLess(a, b)
@@ -164,23 +165,51 @@ class Inv2ReadAfterWrite(unittest.TestCase):
 
 
 class Inv3Monotonic(unittest.TestCase):
-    def test_updated_at_going_back_is_reported(self):
+    def test_version_going_back_is_reported(self):
         h = History()
         h.put(1, 0.0, 0.1)
         h.put(2, 0.2, 0.3)
         h.seen(None, 0.0)
-        h.seen(0.02, 0.05, k=1, updated="2026-03-10T10:00:00.2Z")
-        h.seen(0.22, 0.25, k=2, updated="2026-03-10T10:00:00.1Z")
+        h.seen(0.02, 0.05, k=1, version=2)
+        h.seen(0.22, 0.25, k=2, version=1)
         self.assertEqual(invariants_of(h.check()), [inv.INV_MONOTONIC])
 
-    def test_updated_at_going_forward_is_fine(self):
+    def test_version_going_forward_is_fine_whatever_updated_at_says(self):
+        # Host 2's clock is behind host 1's: its later write carries an earlier updatedAt.
+        h = History()
+        h.put(1, 0.0, 0.1, host="h1")
+        h.put(2, 0.2, 0.3, host="h2")
+        h.seen(None, 0.0)
+        h.seen(0.02, 0.05, k=1, updated="2026-03-10T10:00:00.5Z", version=1)
+        h.seen(0.22, 0.25, k=2, updated="2026-03-10T10:00:00.1Z", version=2)
+        self.assertEqual(h.check(), [])
+
+    def test_a_change_that_keeps_its_version_is_reported(self):
+        # Two writers found version 1 under "the" lock and both renamed.
         h = History()
         h.put(1, 0.0, 0.1)
         h.put(2, 0.2, 0.3)
+        h.put(3, 0.2, 0.35)
         h.seen(None, 0.0)
-        h.seen(0.02, 0.05, k=1, updated="2026-03-10T10:00:00.1Z")
-        h.seen(0.22, 0.25, k=2, updated="2026-03-10T10:00:00.2Z")
+        h.seen(0.02, 0.05, k=1, version=1)
+        h.seen(0.22, 0.25, k=2, version=2)
         self.assertEqual(h.check(), [])
+        h.seen(0.3, 0.32, k=3, version=2)
+        self.assertEqual(invariants_of(h.check()), [inv.INV_MONOTONIC])
+
+    def test_records_without_a_version_count_as_version_0(self):
+        h = History()
+        h.put(1, 0.0, 0.1)
+        h.put(2, 0.2, 0.3)
+        h.put(3, 0.4, 0.5)
+        h.seen(None, 0.0)
+        h.seen(0.02, 0.05, k=1)  # written before versions existed: 0
+        h.seen(0.22, 0.25, k=2)  # still none: no evidence either way
+        h.seen(0.42, 0.45, k=3, version=1)  # the first write that counts
+        self.assertEqual(h.check(), [])
+        h.put(4, 0.6, 0.7)
+        h.seen(0.62, 0.65, k=4)  # a versionless write over version 1: back to 0
+        self.assertEqual(invariants_of(h.check()), [inv.INV_MONOTONIC])
 
     def test_a_record_vanishing_is_reported(self):
         h = History()
@@ -229,10 +258,12 @@ class Inv4NoLateEffect(unittest.TestCase):
         h.put(1, 0.0, 5.0, status=503, problem="write-unconfirmed")
         h.put(2, 5.1, 5.2)  # acknowledged after the 503
         h.seen(None, 0.0)
-        h.seen(5.15, 5.16, k=2, updated="2026-03-10T10:00:05.1Z")
-        # k=1, stamped at its arrival, lands over k=2: updatedAt goes back.
-        h.seen(5.3, 5.31, k=1, updated="2026-03-10T10:00:00Z")
+        h.seen(5.15, 5.16, k=2, version=1)
+        # k=1, written from the record as it found it (none: version 1 too), lands over k=2.
+        h.seen(5.3, 5.31, k=1, version=1)
         self.assertIn(inv.INV_MONOTONIC, invariants_of(h.check()))
+        # And the final record holds a write answered before the acknowledged one was sent.
+        self.assertIn(inv.INV_FINAL, invariants_of(h.check(finals=[FinalRecord("alice", 6.0, inv.date_of_k(1).isoformat())])))
 
     def test_an_effect_before_the_answer_is_fine(self):
         h = History()
@@ -259,6 +290,28 @@ class Inv4NoLateEffect(unittest.TestCase):
         self.assertEqual(invariants_of(h.check(down=down)), [inv.INV_NO_LATE_EFFECT])
 
 
+    def test_a_put_under_way_in_a_pause_is_bounded_by_the_sigcont(self):
+        # Sent just before its instance was SIGSTOPped for 20 s: the kernel queued it, the
+        # instance read it (and started its deadline) after the SIGCONT, when the client had
+        # long given up.
+        paused = [DownInterval("h1", 0.01, 20.0, kind="paused")]
+        h = History()
+        h.put(1, 0.0, 15.0, outcome="timeout", host="h1")
+        h.seen(None, 0.0)
+        h.seen(20.1, 20.3, k=1, version=1)
+        self.assertEqual(h.check(down=paused), [])
+        self.assertEqual(invariants_of(h.check()), [inv.INV_NO_LATE_EFFECT, inv.INV_STATUS])
+        h.observations[-1] = Observation("alice", 30.5, 30.6, "ok", inv.date_of_k(1).isoformat(), "2026-03-10T10:00:00Z", "", 1)
+        self.assertEqual(invariants_of(h.check(down=paused)), [inv.INV_NO_LATE_EFFECT])
+
+    def test_a_put_answered_before_a_pause_keeps_its_bound(self):
+        h = History()
+        h.put(1, 0.0, 0.1, status=503, problem="write-unconfirmed", host="h1")
+        paused = [DownInterval("h1", 0.2, 20.0, kind="paused")]
+        self.assertEqual(inv.effect_bound(h.requests[0], Limits(), paused), 10.0)
+        self.assertEqual(inv.effect_bound(h.requests[0], Limits(), [DownInterval("h1", 0.05, 20.0, kind="paused")]), 30.0)
+
+
 class Inv5NotTorn(unittest.TestCase):
     def test_a_torn_record_is_reported(self):
         h = History()
@@ -266,14 +319,22 @@ class Inv5NotTorn(unittest.TestCase):
         self.assertEqual(invariants_of(h.check()), [inv.INV_NOT_TORN])
 
     def test_parse_record(self):
-        good = b'{"schema":1,"username":"alice","dateOfBirth":"1990-01-02","updatedAt":"2026-03-10T10:00:00.5Z"}\n'
-        self.assertEqual(inv.parse_record(good, "alice")[:3], ("ok", "1990-01-02", "2026-03-10T10:00:00.5Z"))
+        good = b'{"schema":1,"username":"alice","dateOfBirth":"1990-01-02","updatedAt":"2026-03-10T10:00:00.5Z","version":3}\n'
+        self.assertEqual(inv.parse_record(good, "alice")[:4], ("ok", "1990-01-02", "2026-03-10T10:00:00.5Z", 3))
+        # Written before versions existed: fine, version None (counts as 0).
+        old = good.replace(b',"version":3', b"")
+        self.assertEqual(inv.parse_record(old, "alice")[:4], ("ok", "1990-01-02", "2026-03-10T10:00:00.5Z", None))
         for raw in [
             good[:40],
             good.replace(b'"alice"', b'"bob"'),
             good.replace(b'"schema":1', b'"schema":"1"'),
             good.replace(b"1990-01-02", b"1990-02-30"),
             good.replace(b"2026-03-10T10:00:00.5Z", b"soon"),
+            good.replace(b'"version":3', b'"version":"3"'),
+            good.replace(b'"version":3', b'"version":-1'),
+            good.replace(b'"version":3', b'"version":1.5'),
+            good.replace(b'"version":3', b'"version":true'),
+            good.replace(b'"version":3', b'"version":null'),
             b"[]",
             b"\xff",
         ]:
@@ -313,6 +374,22 @@ class Inv7Status(unittest.TestCase):
     def test_a_connection_error_is_reported_unless_the_instance_was_down(self):
         self.assertEqual(self.one(outcome="conn-error", host="h1"), [inv.INV_STATUS])
         self.assertEqual(self.one(outcome="conn-error", host="h3"), [])
+
+    def test_a_late_answer_or_none_is_fine_only_while_the_instance_was_paused(self):
+        def one(t1, outcome, down):
+            h = History()
+            h.put(1, 0.0, t1, status=503, problem="storage-timeout", host="h1", outcome=outcome)
+            return invariants_of(h.check(down=down))
+
+        paused = [DownInterval("h1", 0.05, 20.0, kind="paused")]
+        killed = [DownInterval("h1", 0.05, 20.0)]
+        elsewhere = [DownInterval("h2", 0.05, 20.0, kind="paused")]
+        self.assertEqual(one(25.0, "answer", paused), [])  # within the deadline of the SIGCONT
+        self.assertEqual(one(15.0, "timeout", paused), [])
+        self.assertEqual(one(30.5, "answer", paused), [inv.INV_STATUS])  # 10.5 s after the SIGCONT
+        for down in (killed, elsewhere, []):
+            self.assertEqual(one(25.0, "answer", down), [inv.INV_STATUS], down)
+            self.assertEqual(one(15.0, "timeout", down), [inv.INV_STATUS], down)
 
     def test_a_get_of_an_unknown_route_is_reported(self):
         h = History()
