@@ -81,6 +81,34 @@ pub struct Settings {
     #[arg(long = "shutdown-timeout", env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_name = "SECS")]
     pub shutdown_timeout_secs: u64,
 
+    /// Longest a client may take to send a whole request head (request line and headers), in
+    /// milliseconds: from the connection's start for its first request, from the first byte
+    /// for later ones. Past it the connection is closed without an answer. A load balancer
+    /// sends a head at once; only a slow or hostile client ever waits on this.
+    #[arg(long = "head-timeout", env = "HEAD_TIMEOUT_MS", default_value_t = 10_000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub head_timeout_ms: u64,
+
+    /// Longest wait for the next piece of a request body once its head has arrived, in
+    /// milliseconds; past it the request is answered 408 and the connection closed.
+    #[arg(long = "body-chunk-timeout", env = "BODY_CHUNK_TIMEOUT_MS", default_value_t = 10_000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub body_chunk_timeout_ms: u64,
+
+    /// Longest a request body may take to arrive in all, from the end of its head, in
+    /// milliseconds; past it the request is answered 408 and the connection closed.
+    #[arg(long = "body-timeout", env = "BODY_TIMEOUT_MS", default_value_t = 30_000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub body_timeout_ms: u64,
+
+    /// How long a keep-alive connection may sit idle between an answer and the next request,
+    /// in milliseconds, before it is closed. Keep it above the load balancer's idle timeout
+    /// (ALB: 60 s): a target that closes first races the load balancer reusing the connection,
+    /// and the client gets a 502.
+    #[arg(long = "keep-alive-timeout", env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 75_000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub keep_alive_timeout_ms: u64,
+
     /// Temp files left by crashed writers are removed once they are this old, in seconds
     /// (checked at startup and every sweep interval).
     #[arg(
@@ -117,6 +145,29 @@ impl Settings {
     pub fn orphan_age(&self) -> Duration {
         Duration::from_secs(self.orphan_age_secs)
     }
+    /// The connection-level timeouts, as the server loop takes them.
+    pub fn connection_timeouts(&self) -> ConnectionTimeouts {
+        ConnectionTimeouts {
+            head: Duration::from_millis(self.head_timeout_ms),
+            body_chunk: Duration::from_millis(self.body_chunk_timeout_ms),
+            body: Duration::from_millis(self.body_timeout_ms),
+            keep_alive: Duration::from_millis(self.keep_alive_timeout_ms),
+        }
+    }
+}
+
+/// How long a connection may wait on its client at each stage (see the flags of the same
+/// names). Nothing bounds the time the service itself takes here: `--storage-timeout` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// For a whole request head.
+    pub head: Duration,
+    /// Between two pieces of a request body.
+    pub body_chunk: Duration,
+    /// For a whole request body.
+    pub body: Duration,
+    /// Between an answer and the next request's first byte.
+    pub keep_alive: Duration,
 }
 
 #[cfg(test)]
@@ -141,6 +192,16 @@ mod tests {
         assert_eq!(s.storage_timeout(), Duration::from_secs(5));
         assert_eq!(s.drain_delay(), Duration::ZERO);
         assert_eq!(s.shutdown_timeout(), Duration::from_secs(20));
+        assert_eq!(
+            s.connection_timeouts(),
+            ConnectionTimeouts {
+                head: Duration::from_secs(10),
+                body_chunk: Duration::from_secs(10),
+                body: Duration::from_secs(30),
+                // Above the ALB's 60 s idle timeout, as nginx's 75 s is.
+                keep_alive: Duration::from_secs(75),
+            }
+        );
     }
 
     #[test]
@@ -152,6 +213,10 @@ mod tests {
             ["hello-birthday", "--lock-timeout", "60000"],
             ["hello-birthday", "--listen", "localhost"],
             ["hello-birthday", "--log-format", "xml"],
+            ["hello-birthday", "--head-timeout", "0"],
+            ["hello-birthday", "--body-chunk-timeout", "0"],
+            ["hello-birthday", "--body-timeout", "0"],
+            ["hello-birthday", "--keep-alive-timeout", "0"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

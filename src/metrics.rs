@@ -1,7 +1,7 @@
 //! Prometheus metrics, registered in one registry that `GET /metrics` renders.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -23,8 +23,9 @@ pub struct Metrics {
     /// them off), by method and route template. Not in `http_requests_total`: no status was sent.
     pub http_cancelled: IntCounterVec,
     /// Connections that ended abnormally, by reason: the client's doing (`incomplete_request`:
-    /// it hung up mid-request; `malformed_request`, `timeout`, `closed`, `disconnected`) or
-    /// `other` (logged at WARN).
+    /// it hung up mid-request; `malformed_request`, `head_too_large`, `head_timeout`,
+    /// `timeout`, `closed`, `disconnected`), part of a head cut off by `shutdown`, or `other`
+    /// (logged at WARN).
     pub connections_aborted: IntCounterVec,
     /// Latency of storage operations (get, put, probe, sweep), including queueing.
     pub storage_duration: HistogramVec,
@@ -42,6 +43,13 @@ pub struct Metrics {
     pub storage_in_flight: IntGauge,
     /// 1 while the readiness probe passes, 0 otherwise.
     pub ready: IntGauge,
+    /// PUTs answered `write-unconfirmed`: the storage failed after the rename was issued, so
+    /// the write may or may not have taken effect.
+    pub writes_unconfirmed: IntCounter,
+    /// Temp files the orphan sweep met, by outcome: `removed` (a crashed writer's file),
+    /// `in_use` (old, but its user's lock is held), `error` (could not be listed, checked or
+    /// removed). Crashed writers leave the first; a failing file system the last.
+    pub orphans_swept: IntCounterVec,
 }
 
 impl Metrics {
@@ -118,6 +126,34 @@ impl Metrics {
         .expect("valid metric");
         let ready = IntGauge::new("service_ready", "1 when the readiness probe passes.")
             .expect("valid metric");
+        let writes_unconfirmed = IntCounter::new(
+            "storage_writes_unconfirmed_total",
+            "Writes answered write-unconfirmed: they may or may not have taken effect.",
+        )
+        .expect("valid metric");
+        let orphans_swept = IntCounterVec::new(
+            Opts::new(
+                "storage_orphans_swept_total",
+                "Temp files met by the orphan sweep, by outcome: removed, in_use or error.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["removed", "in_use", "error"] {
+            orphans_swept.with_label_values(&[outcome]);
+        }
+        // The Prometheus client convention for restarts: `changes()` of it counts them, and a
+        // new value with a new `instance` is a replaced task. Set once, when the service starts.
+        let process_start_time = Gauge::new(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds.",
+        )
+        .expect("valid metric");
+        process_start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64()),
+        );
         let build_info = IntGaugeVec::new(
             Opts::new("hello_birthday_build_info", "Build information; always 1."),
             &["version", "commit"],
@@ -139,6 +175,9 @@ impl Metrics {
             Box::new(writes_fenced.clone()),
             Box::new(storage_in_flight.clone()),
             Box::new(ready.clone()),
+            Box::new(writes_unconfirmed.clone()),
+            Box::new(orphans_swept.clone()),
+            Box::new(process_start_time),
             Box::new(build_info),
         ] {
             registry
@@ -158,6 +197,8 @@ impl Metrics {
             writes_fenced,
             storage_in_flight,
             ready,
+            writes_unconfirmed,
+            orphans_swept,
         }
     }
 
@@ -165,6 +206,15 @@ impl Metrics {
         self.storage_errors
             .with_label_values(&[operation, kind])
             .inc();
+    }
+
+    /// Counts what one orphan sweep met (see [`Metrics::orphans_swept`]).
+    pub fn orphan_sweep(&self, removed: usize, in_use: usize, errors: usize) {
+        for (outcome, count) in [("removed", removed), ("in_use", in_use), ("error", errors)] {
+            self.orphans_swept
+                .with_label_values(&[outcome])
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

@@ -1,6 +1,6 @@
-//! The HTTP server loop: accepts connections and serves the warp filter on each with hyper.
+//! The HTTP server loop: accepts connections and serves the application on each with hyper.
 //!
-//! warp's own `serve` is this same loop with two things fixed that matter here:
+//! warp's own `serve` is this same loop; ours fixes what matters here:
 //! - **Half-closed clients get their answer.** A client may shut down its sending side once its
 //!   request is complete (`shutdown(SHUT_WR)`, as some HTTP/1.0-style clients and proxies do);
 //!   hyper by default then drops the connection before the answer is written. `half_close`
@@ -9,34 +9,77 @@
 //!   abnormally at ERROR with nothing to act on. Here a client that disconnects mid-request is
 //!   logged at DEBUG with its address and counted in `http_connections_aborted_total`, and only
 //!   what is not the client's doing is logged at WARN.
+//! - **Nothing waits on a client for ever** (`watchdog`, `body`): a request head must
+//!   arrive within `--head-timeout`, a body within `--body-chunk-timeout` per piece and
+//!   `--body-timeout` in all, and a kept-alive connection is closed after
+//!   `--keep-alive-timeout` without a request. Shutdown closes a connection that holds only
+//!   part of a request head at once: it is no request in flight.
+//! - **A request head is at most [`MAX_HEAD_BYTES`]**, so a connection holding a partial head
+//!   holds at most that much memory (hyper's default is about 400 KB).
 
+mod body;
+mod watchdog;
+
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use warp::Filter;
-use warp::reply::Reply;
+use tokio::sync::watch;
 
+pub use body::{BodyTimedOut, TimedBody};
+
+use crate::configuration::ConnectionTimeouts;
 use crate::metrics::Metrics;
+use watchdog::{Activity, Closed, Watched};
 
-/// Serves `filter` on `listener` until `stop` resolves, then stops accepting and waits for the
-/// connections in flight to finish their current request (idle keep-alive ones are closed).
-pub async fn serve<F>(
+/// The largest request head (request line and headers) hyper reads, as the ALB forwards at
+/// most 64 KB. A longer one is answered `431` by hyper itself (no body) and the connection
+/// closed. It is also the most a connection's read buffer holds.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Serves `app` on `listener` until `stop` resolves, then stops accepting and waits for the
+/// connections in flight to finish their current request (idle keep-alive ones, and those
+/// holding only part of a request head, are closed at once).
+pub async fn serve<S, B>(
     listener: TcpListener,
-    filter: F,
+    app: S,
+    timeouts: ConnectionTimeouts,
     metrics: Arc<Metrics>,
     stop: impl Future<Output = ()>,
 ) where
-    F: Filter + Clone + Send + Sync + 'static,
-    F::Extract: Reply,
+    S: Service<Request<TimedBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .half_close(true)
+        .max_buf_size(MAX_HEAD_BYTES)
+        // The watchdog times heads; hyper's timer would also cut idle keep-alive connections
+        // at the head timeout (and it needs a timer it has not got: explicit `None`).
+        .header_read_timeout(None);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).expect("64 KiB fits"));
     let graceful = GracefulShutdown::new();
+    let (stopping, shutdown) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -49,23 +92,104 @@ pub async fn serve<F>(
                 }
             },
         };
-        let service = TowerToHyperService::new(warp::service(filter.clone()));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().half_close(true);
+        let activity = Arc::new(Activity::new());
+        let service = Tracked {
+            app: app.clone(),
+            activity: Arc::clone(&activity),
+            timeouts,
+        };
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
         let connection = graceful.watch(
             builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(io, service)
                 .into_owned(),
         );
         let metrics = Arc::clone(&metrics);
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                connection_failed(&*error, peer, &metrics);
+            let expired =
+                watchdog::expired(&activity, timeouts.head, timeouts.keep_alive, shutdown);
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        connection_failed(&*error, peer, &metrics);
+                    }
+                }
+                // Dropping the connection closes it, without an answer, as nginx and hyper do.
+                closed = expired => connection_closed(closed, peer, &metrics),
             }
         });
     }
     drop(listener);
+    stopping.send_replace(true);
     graceful.shutdown().await;
+}
+
+/// The application as one connection calls it: each request is known to the connection's
+/// watchdog while in flight, and its body gets its deadlines.
+#[derive(Clone)]
+struct Tracked<S> {
+    app: S,
+    activity: Arc<Activity>,
+    timeouts: ConnectionTimeouts,
+}
+
+type Answer<R> = Pin<Box<dyn Future<Output = Result<R, Infallible>> + Send>>;
+
+impl<S, B> Service<Request<Incoming>> for Tracked<S>
+where
+    S: Service<Request<TimedBody>, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = Answer<Response<B>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let in_flight = InFlight::new(Arc::clone(&self.activity));
+        let (chunk, whole) = (self.timeouts.body_chunk, self.timeouts.body);
+        let answer = self
+            .app
+            .call(request.map(|body| TimedBody::new(body, chunk, whole)));
+        Box::pin(async move {
+            let answered = answer.await;
+            drop(in_flight);
+            answered
+        })
+    }
+}
+
+/// A request in flight on its connection, from its head to its answer (or its drop).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.request_started();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// Logs and counts a connection the watchdog closed.
+fn connection_closed(closed: Closed, peer: SocketAddr, metrics: &Metrics) {
+    let reason = match closed {
+        Closed::IdleTimeout | Closed::Shutdown { partial: false } => {
+            tracing::debug!(%peer, ?closed, "connection closed");
+            return;
+        }
+        Closed::HeadTimeout => "head_timeout",
+        Closed::Shutdown { partial: true } => "shutdown",
+    };
+    metrics
+        .connections_aborted
+        .with_label_values(&[reason])
+        .inc();
+    tracing::debug!(%peer, reason, "connection closed before a whole request head arrived");
 }
 
 /// Logs and counts a connection that ended with an error, by whose doing it was.
@@ -76,6 +200,8 @@ fn connection_failed(
 ) {
     let reason = match error.downcast_ref::<hyper::Error>() {
         Some(e) if e.is_incomplete_message() => "incomplete_request",
+        // Answered 431 by hyper: the head passed MAX_HEAD_BYTES or had over 100 headers.
+        Some(e) if e.is_parse_too_large() => "head_too_large",
         Some(e) if e.is_parse() || e.is_parse_status() => "malformed_request",
         Some(e) if e.is_timeout() => "timeout",
         Some(e) if e.is_canceled() || e.is_closed() => "closed",

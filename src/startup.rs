@@ -14,7 +14,7 @@ use crate::configuration::Settings;
 use crate::domain::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::routes::{AppState, routes};
+use crate::routes::{AppState, service};
 use crate::storage::{StorageError, Store, StoreConfig};
 
 /// The orphan sweep never runs more often than this, however small `--orphan-age` is: it lists
@@ -148,11 +148,13 @@ impl Application {
         let sweeper = tokio::spawn(sweep_periodically(
             state.store.clone(),
             settings.orphan_age(),
+            Arc::clone(&state.metrics),
         ));
         let (stop_accepting, stopped) = oneshot::channel::<()>();
         let server = crate::server::serve(
             listener,
-            routes(state.clone()),
+            service(state.clone()),
+            settings.connection_timeouts(),
             Arc::clone(&state.metrics),
             async {
                 // A dropped sender also stops the server.
@@ -192,12 +194,16 @@ impl Application {
 }
 
 /// Removes orphaned temp files now and then every `max(orphan_age, 1 min)`.
-async fn sweep_periodically(store: Store, orphan_age: Duration) {
+async fn sweep_periodically(store: Store, orphan_age: Duration, metrics: Arc<Metrics>) {
     let mut interval = tokio::time::interval(orphan_age.max(MIN_SWEEP_INTERVAL));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match store.sweep_orphans(orphan_age).await {
+        let swept = store.sweep_orphans(orphan_age).await;
+        if let Ok(report) = &swept {
+            metrics.orphan_sweep(report.removed, report.in_use, report.errors);
+        }
+        match swept {
             Ok(report) if report.removed > 0 || report.in_use > 0 || report.errors > 0 => {
                 tracing::info!(
                     removed = report.removed,

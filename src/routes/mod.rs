@@ -1,7 +1,10 @@
 //! HTTP routes. Each filter function's doc comment names its route; handlers live beside
-//! their filters, one file per resource. [`routes`] assembles them, turns every leftover
-//! rejection into a problem response, and wraps the lot in request logging and metrics.
+//! their filters, one file per resource. [`service`] assembles them, turns every leftover
+//! rejection into a problem response, and puts in front of the lot what every request gets:
+//! refusals before routing, a 500 for a panic, request logging and metrics (`entry`).
 
+mod checks;
+mod entry;
 mod health;
 mod hello;
 mod metrics;
@@ -12,14 +15,19 @@ mod rejection;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use hyper::service::Service;
+use hyper_util::service::TowerToHyperService;
 use warp::Filter;
+use warp::http::Request;
 use warp::reply::{Reply, Response};
 
 use crate::domain::Clock;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::server::TimedBody;
 use crate::storage::Store;
 
+pub use entry::Answer;
 pub use hello::{HelloError, MAX_BODY_BYTES};
 
 /// What handlers share. Cloned per request; every field is a cheap handle.
@@ -31,20 +39,31 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// Every route of the service, ready to serve.
-pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let api = hello::filter(state.clone())
+/// Every route of the service, ready to serve: the service hyper calls for each request.
+pub fn service(
+    state: AppState,
+) -> impl Service<Request<TimedBody>, Response = Response, Error = Infallible, Future = Answer>
++ Clone
++ Send
++ Sync
++ 'static {
+    let router = TowerToHyperService::new(warp::service(routes(state.clone())));
+    entry::Entry::new(state, router)
+}
+
+/// The routes, with every rejection left over turned into problem details.
+fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    hello::filter(state.clone())
         .or(health::live())
         .unify()
         .or(health::ready(state.clone()))
         .unify()
-        .or(metrics::filter(state.clone()))
+        .or(metrics::filter(state))
         .unify()
         .or(openapi::filter())
         .unify()
         .recover(rejection::handle)
-        .unify();
-    observe::observed(api, state)
+        .unify()
 }
 
 /// GET, and HEAD with it: RFC 9110 §9.1 asks every general-purpose server to answer HEAD

@@ -1,12 +1,11 @@
-//! Request ids, access logs and HTTP metrics, applied once around every route after
-//! rejections have been recovered, so they see the status actually sent.
+//! Request ids, access logs and HTTP metrics, applied once to every request where it enters
+//! (`entry`), around the refusals made before routing and the router's own answers, so they
+//! see the status actually sent.
 
-use std::convert::Infallible;
+use std::borrow::Cow;
 use std::time::Instant;
 
-use warp::Filter;
-use warp::http::{HeaderValue, Method, header};
-use warp::path::FullPath;
+use warp::http::{HeaderValue, Method, Request, header};
 use warp::reply::Response;
 
 use super::AppState;
@@ -14,78 +13,70 @@ use crate::problem::InternalCause;
 
 const REQUEST_ID: &str = "x-request-id";
 
-pub fn observed<F>(
-    routes: F,
-    state: AppState,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone
-where
-    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
-{
-    let started = state.clone();
-    warp::any()
-        .map(Instant::now)
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(client_request_id())
-        .map(
-            move |started_at: Instant,
-                  method: Method,
-                  path: FullPath,
-                  client_id: Option<HeaderValue>| {
-                InFlight::new(started.clone(), started_at, method, path, client_id)
-            },
-        )
-        .and(routes)
-        .map(|in_flight: InFlight, response| in_flight.finish(response))
-}
+/// The most of a request's method logged, in bytes; longer ones are cut and end in `…`.
+/// Real methods are under 10 bytes; a client may send kilobytes.
+const MAX_LOGGED_METHOD_BYTES: usize = 32;
+/// The most of a request's path logged, in bytes. The longest username, percent-encoded,
+/// takes under 800.
+const MAX_LOGGED_PATH_BYTES: usize = 1024;
+/// The most of a `User-Agent` logged, in bytes.
+const MAX_LOGGED_USER_AGENT_BYTES: usize = 256;
 
-/// The client's `X-Request-Id`, if it sent one: just that header, not a clone of all of them.
-fn client_request_id() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Copy {
-    warp::header::value(REQUEST_ID)
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify()
-}
-
-/// A request between its first filter and its answer. Dropped unanswered, it logs and counts
-/// the request as cancelled: the client hung up (or the shutdown timeout cut it off) before
-/// the answer, and those are often the slow requests an operator is looking for.
-struct InFlight {
+/// A request between its arrival and its answer. Dropped unanswered, it logs and counts the
+/// request as cancelled: the client hung up (or the shutdown timeout cut it off) before the
+/// answer, and those are often the slow requests an operator is looking for.
+pub(super) struct InFlight {
     state: AppState,
     started: Instant,
     method: Method,
-    path: FullPath,
+    /// What is logged of each client-controlled field: cut to its limit.
+    logged_method: String,
+    path: String,
+    user_agent: Option<String>,
     request_id: HeaderValue,
     answered: bool,
 }
 
 impl InFlight {
-    fn new(
-        state: AppState,
-        started: Instant,
-        method: Method,
-        path: FullPath,
-        client_id: Option<HeaderValue>,
-    ) -> Self {
-        let request_id = client_id
-            .filter(is_acceptable_request_id)
+    pub(super) fn start<B>(state: AppState, request: &Request<B>) -> Self {
+        let uri = request.uri();
+        // A target with no path (CONNECT's `host:port`) is logged as sent.
+        let path = match uri.path_and_query() {
+            Some(_) => clip(uri.path(), MAX_LOGGED_PATH_BYTES).into_owned(),
+            None => clip(&uri.to_string(), MAX_LOGGED_PATH_BYTES).into_owned(),
+        };
+        let headers = request.headers();
+        let user_agent = headers.get(header::USER_AGENT).map(|value| {
+            clip(
+                &String::from_utf8_lossy(value.as_bytes()),
+                MAX_LOGGED_USER_AGENT_BYTES,
+            )
+            .into_owned()
+        });
+        let request_id = headers
+            .get(REQUEST_ID)
+            .filter(|id| is_acceptable_request_id(id))
+            .cloned()
             .unwrap_or_else(|| {
                 HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
             });
+        let method = request.method().clone();
         Self {
             state,
-            started,
+            started: Instant::now(),
+            logged_method: clip(method.as_str(), MAX_LOGGED_METHOD_BYTES).into_owned(),
             method,
             path,
+            user_agent,
             request_id,
             answered: false,
         }
     }
 
-    fn finish(mut self, mut response: Response) -> Response {
+    pub(super) fn finish(mut self, mut response: Response) -> Response {
         self.answered = true;
         let elapsed = self.started.elapsed();
-        let route = route_template(self.path.as_str());
+        let route = route_template(&self.path);
         let method_label = method_label(&self.method);
         let status = response.status().as_u16();
         let metrics = &self.state.metrics;
@@ -102,15 +93,33 @@ impl InFlight {
             .extensions()
             .get::<InternalCause>()
             .map(|c| c.0.as_str());
-        let (method, path) = (&self.method, self.path.as_str());
+        let (method, path) = (self.logged_method.as_str(), self.path.as_str());
+        let user_agent = self.user_agent.as_deref();
         let request_id = self.request_id.to_str().unwrap_or_default();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::warn!(
-                %method, route, path, status, duration_ms, request_id, error = cause, "request"
+                method,
+                route,
+                path,
+                status,
+                duration_ms,
+                request_id,
+                user_agent,
+                error = cause,
+                "request"
             );
         } else {
-            tracing::info!(%method, route, path, status, duration_ms, request_id, "request");
+            tracing::info!(
+                method,
+                route,
+                path,
+                status,
+                duration_ms,
+                request_id,
+                user_agent,
+                "request"
+            );
         }
 
         let headers = response.headers_mut();
@@ -129,21 +138,34 @@ impl Drop for InFlight {
             return;
         }
         let elapsed = self.started.elapsed();
-        let route = route_template(self.path.as_str());
+        let route = route_template(&self.path);
         self.state
             .metrics
             .http_cancelled
             .with_label_values(&[method_label(&self.method), route])
             .inc();
         tracing::info!(
-            method = %self.method,
+            method = self.logged_method.as_str(),
             route,
             path = self.path.as_str(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             request_id = self.request_id.to_str().unwrap_or_default(),
+            user_agent = self.user_agent.as_deref(),
             "request cancelled before its answer"
         );
     }
+}
+
+/// `text`, cut to at most `max` bytes (at a character boundary) and then marked with `…`.
+fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
 }
 
 /// A client-supplied id is echoed only if it is short and plain, so that it cannot forge log
@@ -204,6 +226,14 @@ mod tests {
         assert_eq!(route_template("/openapi.yaml"), "/openapi.yaml");
         assert_eq!(route_template("/hello-world"), "unmatched");
         assert_eq!(route_template("/wp-admin/x"), "unmatched");
+    }
+
+    #[test]
+    fn logged_fields_are_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(clip("/hello/alice", 1024), "/hello/alice");
+        assert_eq!(clip(&"a".repeat(40), 32), format!("{}…", "a".repeat(32)));
+        // 'é' is two bytes: the cut falls before it rather than through it.
+        assert_eq!(clip("aé", 2), "a…");
     }
 
     #[test]

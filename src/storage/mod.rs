@@ -470,6 +470,11 @@ impl<F: FileSystem> Inner<F> {
         self.durations[operation as usize].observe(started.elapsed().as_secs_f64());
         if let Err(error) = result {
             self.metrics.storage_error(operation.label(), error.kind());
+            // The one failure that may still have changed the record: counted on its own, as
+            // the answer (503 write-unconfirmed) is the one a client cannot take at its word.
+            if matches!(error, StorageError::Unconfirmed { .. }) {
+                self.metrics.writes_unconfirmed.inc();
+            }
         }
     }
 

@@ -649,6 +649,7 @@ async fn a_failure_after_the_rename_is_reported_as_unconfirmed_not_as_nothing_ch
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::Unconfirmed { .. }), "{err:?}");
+    assert_eq!(f.metrics.writes_unconfirmed.get(), 1);
     // The record was in fact replaced: "nothing was changed" would have been false.
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(2000, 5, 5)));
 }
@@ -715,6 +716,7 @@ async fn a_write_blocked_past_its_deadline_is_answered_in_time_and_never_renames
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
     assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
     assert_fenced_once(&f, "deadline");
+    assert_eq!(f.metrics.writes_unconfirmed.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,6 +731,7 @@ async fn a_deadline_that_fires_during_the_rename_says_the_write_may_have_been_sa
         .unwrap_err();
     assert!(matches!(err, StorageError::Unconfirmed { .. }), "{err:?}");
     assert_eq!(err.kind(), "timeout");
+    assert_eq!(f.metrics.writes_unconfirmed.get(), 1);
     // And it was: the rename had been let through the fence before the deadline.
     eventually("the blocked rename finishes", || {
         f.metrics.storage_in_flight.get() == 0

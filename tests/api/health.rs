@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Connection, TestServer};
+use crate::helpers::{Connection, TestServer, record_files};
 
 #[test]
 fn liveness_and_readiness_answer_200_with_json() {
@@ -177,4 +177,52 @@ fn a_client_that_hangs_up_mid_request_is_counted_and_not_logged_as_an_error() {
         .filter(|line| line["level"] == "ERROR" || line["level"] == "WARN")
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn metrics_expose_the_start_time_and_what_the_orphan_sweep_met() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut first = TestServer::spawn();
+    let text = first.get("/metrics").text();
+    let started: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("process_start_time_seconds "))
+        .unwrap_or_else(|| panic!("no process_start_time_seconds in\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (before - 1.0..before + 60.0).contains(&started),
+        "start time {started} is not about now ({before})"
+    );
+    for expected in [
+        r#"storage_orphans_swept_total{outcome="error"} 0"#,
+        r#"storage_orphans_swept_total{outcome="in_use"} 0"#,
+        "storage_writes_unconfirmed_total 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+
+    // A crashed writer's temp file, met by the next instance's startup sweep.
+    first.put_date("alice", "1990-01-15");
+    let record = record_files(&first.data_dir).pop().unwrap();
+    let key = record.file_stem().unwrap().to_str().unwrap();
+    let orphan = record.with_file_name(format!(".{key}.json.tmp-0123456789abcdef-7"));
+    std::fs::write(&orphan, br#"{"schema":1,"user"#).unwrap();
+    let data_dir = first.data_dir.clone();
+    first.kill();
+    let second = TestServer::builder()
+        .data_dir(&data_dir)
+        .arg("--orphan-age")
+        .arg("0")
+        .spawn();
+    second.wait_until("the sweep is counted", Duration::from_secs(10), || {
+        second
+            .get("/metrics")
+            .text()
+            .contains(r#"storage_orphans_swept_total{outcome="removed"} 1"#)
+    });
+    assert!(!orphan.exists());
 }

@@ -21,10 +21,15 @@ const SETTINGS_ENV: &[&str] = &[
     "DATA_DIR",
     "LOG_FORMAT",
     "LOCK_TIMEOUT_MS",
+    "STORAGE_TIMEOUT_MS",
     "MAX_STORAGE_OPS",
     "DRAIN_DELAY_SECS",
     "SHUTDOWN_TIMEOUT_SECS",
     "ORPHAN_AGE_SECS",
+    "HEAD_TIMEOUT_MS",
+    "BODY_CHUNK_TIMEOUT_MS",
+    "BODY_TIMEOUT_MS",
+    "KEEP_ALIVE_TIMEOUT_MS",
 ];
 
 /// A running `hello-birthday` process.
@@ -181,6 +186,11 @@ impl TestServer {
         Connection::open(self.addr)
             .and_then(|mut c| c.send(method, path, headers, body))
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Every line the server logged, as written.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 
     pub fn logs(&self) -> Vec<serde_json::Value> {

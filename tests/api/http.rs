@@ -105,6 +105,11 @@ impl Connection {
         self.read_response(method == "HEAD")
     }
 
+    /// The socket, to write to from another thread while this one reads the answer.
+    pub fn writer(&self) -> io::Result<TcpStream> {
+        self.writer.try_clone()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.writer.write_all(bytes)
     }
@@ -113,6 +118,27 @@ impl Connection {
     /// the connection stays open for the answer.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         self.writer.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Waits at most `within` for the server to close the connection (end of file or a
+    /// reset), discarding anything it sends first. `Err` (`WouldBlock` or `TimedOut`) if it is
+    /// still open by then.
+    pub fn wait_closed(&mut self, within: Duration) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + within;
+        let mut sink = [0; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.writer.set_read_timeout(Some(left))?;
+            match self.reader.read(&mut sink) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn read_response(&mut self, head_only: bool) -> io::Result<Response> {

@@ -12,6 +12,7 @@ mod helpers;
 // Shared with examples/nemesis.rs, which uses parts these tests do not.
 #[allow(dead_code)]
 mod history;
+mod hostile;
 mod http;
 mod lifecycle;
 mod openapi;

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::helpers::{Response, TestServer, record_files};
+use crate::helpers::{Connection, Response, TestServer, record_files};
 
 const DOCUMENT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
 
@@ -257,6 +257,17 @@ fn every_documented_status_is_produced_and_answered_as_documented() {
         hello,
         server.request("HEAD", "/hello/mallory", &[], None),
     );
+
+    // 408: a body that stops coming (the chunk timeout shortened to keep the test quick).
+    let slow = TestServer::builder()
+        .arg("--body-chunk-timeout")
+        .arg("200")
+        .spawn();
+    let mut stalled = Connection::open(slow.addr).unwrap();
+    stalled
+        .send_raw(b"PUT /hello/alice HTTP/1.1\r\nHost: t\r\nContent-Length: 28\r\n\r\n{")
+        .unwrap();
+    observed.record("PUT", hello, stalled.read_response(false).unwrap());
 
     // Responses that belong to no operation: unknown paths and other methods.
     let responses = &doc["components"]["responses"];
