@@ -320,8 +320,9 @@ fn field<'a>(object: &'a Expression, key: &str) -> Option<&'a Expression> {
     })
 }
 
-/// The service module's one container definition: the object inside
-/// `container_definitions = jsonencode([{ ... }])` (its single-container shape is asserted by
+/// The service module's app container definition: the first object inside
+/// `container_definitions = jsonencode([{ ... }, ...])` (that the first is the app and the
+/// only essential one, the collector sidecar second, is asserted by
 /// terraform/modules/service/tests).
 struct Container {
     service: Module,
@@ -335,8 +336,8 @@ impl Container {
         let definition = match attr(&task.body, "container_definitions") {
             Some(Expression::FuncCall(call)) if call.name.name.as_str() == "jsonencode" => {
                 match call.args.first() {
-                    Some(Expression::Array(items)) if items.len() == 1 => items[0].clone(),
-                    other => panic!("container_definitions: one container expected, got {other:?}"),
+                    Some(Expression::Array(items)) if !items.is_empty() => items[0].clone(),
+                    other => panic!("container_definitions: the app's container expected first, got {other:?}"),
                 }
             }
             other => panic!("container_definitions is not jsonencode([...]): {other:?}"),

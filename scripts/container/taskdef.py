@@ -7,8 +7,8 @@ memory. Reading those from terraform/ (rather than restating them) keeps the reh
 when the task definition changes.
 
 Path followed: terraform/<environment> (with its terraform.tfvars) -> module "app" -> module
-"service" -> aws_ecs_task_definition.app -> container_definitions (one container) and the
-task's cpu/memory.
+"service" -> aws_ecs_task_definition.app -> container_definitions (the container named
+local.container_name: the app, not a sidecar) and the task's cpu/memory.
 
 Why a reader of our own: `terraform console` needs `terraform init`, which needs the AWS
 provider, and that cannot be downloaded here (nor in CI). tests/infra.rs evaluates the same
@@ -557,17 +557,30 @@ def read_task(repo=REPO, environment="production"):
     service = root.module("app").module("service")
     task = service.resource("aws_ecs_task_definition", "app")
     containers = service.eval(task.attrs.get("container_definitions"))
-    if not isinstance(containers, list) or len(containers) != 1:
-        raise TaskDefError(f"container_definitions is not a list of one container: {containers!r}")
+    app = app_container(containers, service.local("container_name"))
     return _plain(
         {
             "environment": environment,
             "source": f"terraform/{environment} -> module.app -> module.service -> aws_ecs_task_definition.app",
             "cpu": service.eval(task.attrs.get("cpu")),
             "memory": service.eval(task.attrs.get("memory")),
-            "container": containers[0],
+            "container": app,
         }
     )
+
+
+def app_container(containers, name):
+    """The app's container among the task's: the one named like the app (the service module's
+    local.container_name). Sidecars (the metrics collector) are not what the checks run."""
+    if not isinstance(containers, list) or not containers:
+        raise TaskDefError(f"container_definitions is not a list of containers: {containers!r}")
+    if not isinstance(name, str):
+        raise TaskDefError(f"the app's container name is not a value this reader evaluates: {name!r}")
+    named = [c for c in containers if isinstance(c, dict) and c.get("name") == name]
+    if len(named) != 1:
+        found = [c.get("name") if isinstance(c, dict) else c for c in containers]
+        raise TaskDefError(f"expected one container named {name!r}, found {found!r}")
+    return named[0]
 
 
 def _plain(value):

@@ -222,3 +222,29 @@ class ThisRepositoryTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AppContainerTests(unittest.TestCase):
+    """A sidecar beside the app (the metrics collector) must not be mistaken for it."""
+
+    def test_the_container_named_like_the_app_is_picked_wherever_it_is(self):
+        app = {"name": "hello-birthday", "essential": True}
+        sidecar = {"name": "metrics-collector", "essential": False}
+        self.assertIs(taskdef.app_container([sidecar, app], "hello-birthday"), app)
+        self.assertIs(taskdef.app_container([app, sidecar], "hello-birthday"), app)
+
+    def test_no_container_or_two_of_that_name_fail_naming_them(self):
+        with self.assertRaisesRegex(taskdef.TaskDefError, "metrics-collector"):
+            taskdef.app_container([{"name": "metrics-collector"}], "hello-birthday")
+        with self.assertRaises(taskdef.TaskDefError):
+            taskdef.app_container([{"name": "a"}, {"name": "a"}], "a")
+        with self.assertRaises(taskdef.TaskDefError):
+            taskdef.app_container([{"name": "a"}], Unknown("local.container_name"))
+
+    def test_this_repositorys_task_definitions_yield_the_app_container(self):
+        for env in ("staging", "production"):
+            with self.subTest(env=env):
+                facts = taskdef.read_task(environment=env)
+                self.assertEqual(facts["container"]["name"], "hello-birthday")
+                self.assertTrue(facts["container"]["essential"])
+                self.assertEqual(taskdef.container_port(facts), 8080)

@@ -146,6 +146,8 @@ cat "$sockdir/provider.log"
 # --- Terraform, in a scratch copy of terraform/ -------------------------------------------------
 tar -C terraform --exclude=.terraform --exclude='*.tfstate' --exclude='*.tfstate.*' -cf - . |
   (mkdir -p "$work/terraform" && tar -C "$work/terraform" -xf -)
+# The environment module reads the Prometheus rules with file() from monitoring/, beside terraform/.
+cp -r monitoring "$work/monitoring"
 
 failed=()
 validated=0

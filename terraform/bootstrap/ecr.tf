@@ -74,3 +74,13 @@ resource "aws_ecr_lifecycle_policy" "app" {
     )
   })
 }
+
+# The metrics collector sidecar's image (public.ecr.aws/aws-observability/aws-otel-collector)
+# through ECR: the tasks have no internet access, only the ECR endpoints. The first pull of
+# ecr-public/<upstream path>:<tag> makes ECR fetch the image from ECR Public (which needs no
+# credentials) into a repository of that name; later pulls are served from it. One rule per
+# account and region, for both environments.
+resource "aws_ecr_pull_through_cache_rule" "ecr_public" {
+  ecr_repository_prefix = "ecr-public"
+  upstream_registry_url = "public.ecr.aws"
+}

@@ -153,6 +153,12 @@ data "aws_iam_policy_document" "terraform_plan" {
       "sns:GetSubscriptionAttributes",
       "sns:ListSubscriptionsByTopic",
       "sns:ListTagsForResource",
+      # alarms: the Prometheus workspace, its rules, Alertmanager definition and logging
+      "aps:DescribeWorkspace",
+      "aps:DescribeRuleGroupsNamespace",
+      "aps:DescribeAlertManagerDefinition",
+      "aps:DescribeLoggingConfiguration",
+      "aps:ListTagsForResource",
       # environment: data.aws_ecr_repository (the repository bootstrap made)
       "ecr:DescribeRepositories",
       "ecr:DescribeImages",

@@ -11,9 +11,11 @@ availability_zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
 # matters when the service is created; the Deploy workflow owns the running image afterwards.
 # image_tag = "0123456789abcdef0123456789abcdef01234567"
 
-vpc_cidr    = "10.10.0.0/16"
-task_cpu    = 256
-task_memory = 512
+vpc_cidr = "10.10.0.0/16"
+# The app's 256 CPU / 512 MiB plus the metrics collector sidecar's 128 / 256 (docs/deploying.md,
+# "The scrape path"), rounded up to the next Fargate size.
+task_cpu    = 512
+task_memory = 1024
 min_tasks   = 3
 max_tasks   = 6
 

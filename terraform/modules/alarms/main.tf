@@ -157,3 +157,143 @@ resource "aws_cloudwatch_metric_alarm" "running_below_desired" {
     }
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus alerts. Each task's collector sidecar (terraform/modules/service) remote-writes the
+# app's /metrics to this Amazon Managed Service for Prometheus workspace. The workspace
+# evaluates monitoring/rules.yml (the same file promtool tests in CI, passed in by the
+# environment module, never a copy) and its Alertmanager publishes firing alerts to the same
+# SNS topic as the CloudWatch alarms above: one place for on-call to subscribe.
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+resource "aws_cloudwatch_log_group" "prometheus" {
+  # AMP's vended logs (rule evaluation and Alertmanager errors) need the /aws/vendedlogs/ prefix.
+  name              = "/aws/vendedlogs/prometheus/${var.name}"
+  retention_in_days = var.prometheus_log_retention_days
+}
+
+resource "aws_prometheus_workspace" "this" {
+  alias = var.name
+
+  # Rule-evaluation and alert-delivery failures (a rule the workspace rejects, an SNS publish
+  # that is denied) land here instead of nowhere.
+  logging_configuration {
+    log_group_arn = "${aws_cloudwatch_log_group.prometheus.arn}:*"
+  }
+}
+
+resource "aws_prometheus_rule_group_namespace" "app" {
+  name         = "hello-birthday"
+  workspace_id = aws_prometheus_workspace.this.id
+  data         = var.prometheus_rules
+}
+
+resource "aws_prometheus_alert_manager_definition" "this" {
+  workspace_id = aws_prometheus_workspace.this.id
+  definition = yamlencode({
+    alertmanager_config = {
+      route = {
+        receiver        = "sns"
+        group_by        = ["alertname", "severity"]
+        group_wait      = "30s"
+        group_interval  = "5m"
+        repeat_interval = "4h"
+        routes = [
+          # monitoring/rules.yml's severities: critical repeats hourly until resolved, warning
+          # every 12 h. Same topic; the SNS message attribute "severity" lets a subscription
+          # filter (page on critical, chat on warning).
+          { receiver = "sns", matchers = ["severity=\"critical\""], repeat_interval = "1h" },
+          { receiver = "sns", matchers = ["severity=\"warning\""], repeat_interval = "12h" },
+        ]
+      }
+      receivers = [
+        {
+          name = "sns"
+          sns_configs = [
+            {
+              topic_arn     = aws_sns_topic.alarms.arn
+              send_resolved = true
+              sigv4         = { region = data.aws_region.current.region }
+              subject       = "[{{ .Status | toUpper }}] {{ .GroupLabels.alertname }} ({{ .GroupLabels.severity }})"
+              attributes    = { severity = "{{ .GroupLabels.severity }}" }
+            }
+          ]
+        }
+      ]
+    }
+  })
+
+  # The workspace's Alertmanager checks that it may publish when the definition is loaded.
+  depends_on = [aws_sns_topic_policy.alarms]
+}
+
+# The topic's policy replaces SNS's default one, so it restates what that allowed (the account
+# manages and publishes) and adds the two services that publish: CloudWatch alarms of this
+# account, and this workspace's Alertmanager. Each service only with a source condition, so no
+# other account's alarm or workspace can use the topic (confused-deputy guard).
+resource "aws_sns_topic_policy" "alarms" {
+  arn    = aws_sns_topic.alarms.arn
+  policy = data.aws_iam_policy_document.topic.json
+}
+
+data "aws_iam_policy_document" "topic" {
+  statement {
+    sid = "TheAccountManagesTheTopic"
+    actions = [
+      "sns:GetTopicAttributes",
+      "sns:SetTopicAttributes",
+      "sns:AddPermission",
+      "sns:RemovePermission",
+      "sns:DeleteTopic",
+      "sns:Subscribe",
+      "sns:ListSubscriptionsByTopic",
+      "sns:Publish",
+    ]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "CloudWatchAlarmsOfThisAccountPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:cloudwatch:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name}-*"]
+    }
+  }
+  statement {
+    sid = "ThisWorkspacesAlertmanagerPublishes"
+    # What AMP's documentation lists for an SNS receiver.
+    actions   = ["sns:Publish", "sns:GetTopicAttributes"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["aps.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_prometheus_workspace.this.arn]
+    }
+  }
+}

@@ -40,3 +40,14 @@ variable "max_p99_seconds" {
   type        = number
   default     = 1
 }
+
+variable "prometheus_rules" {
+  description = "Prometheus rules (recording rules and alerts) the workspace evaluates: the text of monitoring/rules.yml."
+  type        = string
+}
+
+variable "prometheus_log_retention_days" {
+  description = "Days to keep the workspace's rule-evaluation and Alertmanager logs."
+  type        = number
+  default     = 30
+}

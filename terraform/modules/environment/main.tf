@@ -16,7 +16,15 @@ locals {
   # The image's USER (distroless nonroot). Every file on EFS is created as this user.
   container_uid = 65532
   container_gid = 65532
+
+  # The ADOT collector sidecar's release (public.ecr.aws/aws-observability/aws-otel-collector),
+  # pulled through the account's ECR pull-through cache (terraform/bootstrap, prefix
+  # ecr-public): the tasks reach ECR through endpoints but nothing on the internet.
+  collector_version    = "v0.43.3"
+  collector_repository = "ecr-public/aws-observability/aws-otel-collector"
 }
+
+data "aws_region" "current" {}
 
 data "aws_caller_identity" "current" {}
 
@@ -93,6 +101,11 @@ module "service" {
   efs_access_point_arn = module.storage.access_point_arn
 
   deployment_alarm_names = module.alarms.deployment_alarm_names
+
+  collector_image          = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${data.aws_region.current.region}.amazonaws.com/${local.collector_repository}:${local.collector_version}"
+  collector_repository_arn = "arn:aws:ecr:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:repository/${local.collector_repository}"
+  prometheus_workspace_arn = module.alarms.prometheus_workspace_arn
+  prometheus_endpoint      = module.alarms.prometheus_endpoint
 }
 
 module "alarms" {
@@ -106,6 +119,8 @@ module "alarms" {
   cluster_name = local.name
   service_name = var.app_name
   alarm_email  = var.alarm_email
+  # The very file promtool tests (monitoring/tests.yml), not a copy.
+  prometheus_rules = file("${path.module}/../../../monitoring/rules.yml")
 }
 
 module "ci_access" {

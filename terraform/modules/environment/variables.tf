@@ -46,15 +46,15 @@ variable "availability_zones" {
 }
 
 variable "task_cpu" {
-  description = "CPU units per task (256 = 0.25 vCPU)."
+  description = "CPU units per task (256 = 0.25 vCPU): the app's 256 plus the collector sidecar's 128, rounded up to a Fargate size."
   type        = number
-  default     = 256
+  default     = 512
 }
 
 variable "task_memory" {
-  description = "Memory per task in MiB."
+  description = "Memory per task in MiB: the app's 512 plus the collector sidecar's 256, rounded up to a Fargate size."
   type        = number
-  default     = 512
+  default     = 1024
 }
 
 variable "min_tasks" {

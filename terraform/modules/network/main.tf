@@ -26,8 +26,9 @@ locals {
 
   # What a Fargate task (platform 1.4.0+) in a subnet without internet access needs to pull its
   # image from ECR and ship logs. EFS needs no endpoint: its NFS traffic goes to the mount
-  # targets, whose DNS names resolve inside the VPC.
-  interface_endpoints = toset(["ecr.api", "ecr.dkr", "logs"])
+  # targets, whose DNS names resolve inside the VPC. aps-workspaces: the metrics collector
+  # sidecar's remote write to Amazon Managed Service for Prometheus.
+  interface_endpoints = toset(["ecr.api", "ecr.dkr", "logs", "aps-workspaces"])
 }
 
 resource "aws_vpc" "this" {
@@ -222,7 +223,7 @@ resource "aws_vpc_security_group_egress_rule" "tasks_to_efs" {
 
 resource "aws_vpc_security_group_egress_rule" "tasks_to_endpoints" {
   security_group_id            = aws_security_group.tasks.id
-  description                  = "HTTPS to the ECR and CloudWatch Logs endpoints"
+  description                  = "HTTPS to the ECR, CloudWatch Logs and Prometheus remote-write endpoints"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443

@@ -33,6 +33,83 @@ locals {
   # SHUTDOWN_TIMEOUT_SECS (app default 20) to finish. ECS sends SIGKILL after stopTimeout,
   # so it must be longer. Fargate allows at most 120. tests/infra.rs checks the inequality.
   stop_timeout = 30
+
+  # The task's CPU and memory budget, per container. The app keeps the reservation it had as the
+  # task's only container (0.25 vCPU, 512 MiB); the collector sidecar gets its own on top, and
+  # var.cpu/var.memory (the Fargate task size) must hold both (a precondition on the task
+  # definition checks it). The collector's memory is a hard limit: if it ever grows past it,
+  # ECS kills the collector (non-essential: the task and the app go on), never the app.
+  #   * app: cpu shares and a soft memory reservation. Neither caps it: it may use whatever
+  #     the task has left, up to the task size.
+  #   * collector: 128 CPU units and 256 MiB. AWS publishes no sizing for the ADOT collector
+  #     as a sidecar; its own ECS examples give it about 256 MiB. One scrape job of a few
+  #     hundred series every 30 s, batched to remote write, is far below that; its
+  #     memory_limiter processor starts refusing data at 200 MiB, so the Go heap stays under
+  #     the hard limit instead of the container being killed.
+  app_cpu          = 256
+  app_memory       = 512
+  collector_cpu    = 128
+  collector_memory = 256
+
+  collector_name = "metrics-collector"
+  # The scrape job's name becomes the job label on every series; monitoring/rules.yml selects
+  # job="hello-birthday" everywhere.
+  scrape_job      = "hello-birthday"
+  scrape_interval = "30s"
+
+  # The ADOT collector's configuration, passed in AOT_CONFIG_CONTENT: scrape the app over the
+  # task's loopback (awsvpc: the containers of a task share localhost), label every series
+  # with the task it came from, remote-write to the workspace signed with the task role.
+  collector_config = yamlencode({
+    extensions = {
+      sigv4auth = { region = local.region, service = "aps" }
+      # /  on 13133 for a future container health check; nothing probes it yet.
+      health_check = { endpoint = "localhost:13133" }
+    }
+    receivers = {
+      prometheus = {
+        config = {
+          global = { scrape_interval = local.scrape_interval, scrape_timeout = "10s" }
+          scrape_configs = [
+            {
+              job_name       = local.scrape_job
+              metrics_path   = "/metrics"
+              static_configs = [{ targets = ["localhost:${var.container_port}"] }]
+            }
+          ]
+        }
+      }
+    }
+    processors = {
+      memory_limiter = { check_interval = "1s", limit_mib = 200, spike_limit_mib = 40 }
+      # The task's ARN, zone, cluster... from the ECS task metadata endpoint (local, no AWS call).
+      "resourcedetection/ecs" = { detectors = ["env", "ecs"], timeout = "2s", override = false }
+      # Every task scrapes localhost:<port>, so the instance label (service.instance.id) would be
+      # the same on all of them: make it the task's ARN. The rules aggregate by instance.
+      "resource/instance" = {
+        attributes = [{ key = "service.instance.id", from_attribute = "aws.ecs.task.arn", action = "upsert" }]
+      }
+      batch = { timeout = "30s", send_batch_size = 1000 }
+    }
+    exporters = {
+      prometheusremotewrite = {
+        endpoint = "${var.prometheus_endpoint}api/v1/remote_write"
+        auth     = { authenticator = "sigv4auth" }
+        # The resource attributes are labels already folded into job and instance.
+        resource_to_telemetry_conversion = { enabled = false }
+      }
+    }
+    service = {
+      extensions = ["sigv4auth", "health_check"]
+      pipelines = {
+        metrics = {
+          receivers  = ["prometheus"]
+          processors = ["memory_limiter", "resourcedetection/ecs", "resource/instance", "batch"]
+          exporters  = ["prometheusremotewrite"]
+        }
+      }
+    }
+  })
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -104,6 +181,20 @@ data "aws_iam_policy_document" "execution" {
     ]
     resources = [var.ecr_repository_arn]
   }
+  # The collector's image comes through the account's ECR pull-through cache of public.ecr.aws
+  # (terraform/bootstrap): the tasks have no internet access, only the ECR endpoints. The first
+  # pull of a tag creates the cache repository and imports the image into it.
+  statement {
+    sid = "PullTheCollectorImageThroughTheCache"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:BatchImportUpstreamImage",
+      "ecr:CreateRepository",
+    ]
+    resources = [var.collector_repository_arn]
+  }
   statement {
     sid = "WriteTheAppLogs"
     actions = [
@@ -116,7 +207,7 @@ data "aws_iam_policy_document" "execution" {
 
 resource "aws_iam_role" "task" {
   name               = "${var.cluster_name}-task"
-  description        = "The hello-birthday app runs as this role: EFS mount and write through its access point only"
+  description        = "The hello-birthday task runs as this role: EFS mount and write through its access point, remote write to its Prometheus workspace"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
 }
 
@@ -140,17 +231,28 @@ data "aws_iam_policy_document" "task" {
       values   = [var.efs_access_point_arn]
     }
   }
+  # The collector sidecar's remote write, to this environment's workspace and nothing else
+  # (no queries, no rule or Alertmanager changes).
+  statement {
+    sid       = "RemoteWriteToTheWorkspace"
+    actions   = ["aps:RemoteWrite"]
+    resources = [var.prometheus_workspace_arn]
+  }
 }
 
 # ---------------------------------------------------------------------------------------------
-# The task definition: Fargate, one container, read-only root file system, EFS at /data.
+# The task definition: Fargate, the app (read-only root file system, EFS at /data) and a
+# non-essential metrics collector sidecar. The app does not depend on the collector (no
+# dependsOn), the load balancer and the container health check are the app's, so a collector
+# that fails to start or dies leaves the app, its health and rolling deploys as they were:
+# only the metrics stop (the workspace's absent() alert, when there is one, says so).
 
 resource "aws_ecs_task_definition" "app" {
   family                   = var.cluster_name
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.cpu
-  memory                   = var.memory
+  memory                   = var.memory # both containers: see local.app_* and local.collector_*
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
 
@@ -180,6 +282,9 @@ resource "aws_ecs_task_definition" "app" {
       name      = local.container_name
       image     = var.image
       essential = true
+      # The app's own share of the task (see locals): cpu shares and a soft reservation.
+      cpu               = local.app_cpu
+      memoryReservation = local.app_memory
 
       portMappings = [
         {
@@ -234,8 +339,38 @@ resource "aws_ecs_task_definition" "app" {
           max-buffer-size = "25m"
         }
       }
+    },
+    {
+      name  = local.collector_name
+      image = var.collector_image
+      # Non-essential: the task keeps running when the collector stops, and no container
+      # waits for it.
+      essential              = false
+      cpu                    = local.collector_cpu
+      memory                 = local.collector_memory
+      readonlyRootFilesystem = true
+      environment = [
+        { name = "AOT_CONFIG_CONTENT", value = local.collector_config },
+      ]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.app.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "collector"
+          mode                  = "non-blocking"
+          max-buffer-size       = "4m"
+        }
+      }
     }
   ])
+
+  lifecycle {
+    precondition {
+      condition     = var.cpu >= local.app_cpu + local.collector_cpu && var.memory >= local.app_memory + local.collector_memory
+      error_message = "The task size (cpu, memory) must hold the app's reservation plus the collector sidecar's: at least ${local.app_cpu + local.collector_cpu} CPU units and ${local.app_memory + local.collector_memory} MiB (Fargate: 512 CPU with 1024 MiB)."
+    }
+  }
 
   # Keep old revisions registered when Terraform registers a new one: the running service and
   # a rollback may still use them.

@@ -24,9 +24,9 @@ variable "container_port" {
 }
 
 variable "cpu" {
-  description = "Task CPU units (256 = 0.25 vCPU)."
+  description = "Task CPU units (256 = 0.25 vCPU): the app and the collector sidecar together."
   type        = number
-  default     = 256
+  default     = 512
 
   validation {
     condition     = contains([256, 512, 1024, 2048, 4096], var.cpu)
@@ -35,9 +35,9 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Task memory in MiB; must be a valid Fargate combination with cpu."
+  description = "Task memory in MiB, the app and the collector sidecar together; must be a valid Fargate combination with cpu."
   type        = number
-  default     = 512
+  default     = 1024
 }
 
 variable "log_level" {
@@ -139,5 +139,35 @@ variable "deployment_alarm_names" {
   validation {
     condition     = length(var.deployment_alarm_names) > 0
     error_message = "Give at least one deployment alarm."
+  }
+}
+
+variable "collector_image" {
+  description = "The ADOT collector sidecar's image, pinned by tag, through the account's ECR pull-through cache of public.ecr.aws."
+  type        = string
+
+  validation {
+    condition     = can(regex("/ecr-public/aws-observability/aws-otel-collector:v[0-9]+\\.[0-9]+\\.[0-9]+$", var.collector_image))
+    error_message = "collector_image must be the pull-through cache's aws-otel-collector with a release tag (vX.Y.Z), not latest."
+  }
+}
+
+variable "collector_repository_arn" {
+  description = "ARN of the pull-through cache repository of the collector image (the execution role may pull and import only it)."
+  type        = string
+}
+
+variable "prometheus_workspace_arn" {
+  description = "The Prometheus workspace the collector remote-writes to (the task role may aps:RemoteWrite to it only)."
+  type        = string
+}
+
+variable "prometheus_endpoint" {
+  description = "The workspace's Prometheus endpoint, ending in /."
+  type        = string
+
+  validation {
+    condition     = endswith(var.prometheus_endpoint, "/")
+    error_message = "prometheus_endpoint must end in / (the workspace's prometheus_endpoint attribute does)."
   }
 }

@@ -101,26 +101,30 @@ run "service_for_these_sizes" {
   }
 
   variables {
-    cluster_name            = "hello-birthday-staging"
-    service_name            = "hello-birthday"
-    image                   = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello-birthday:${var.image_tag}"
-    ecr_repository_arn      = "arn:aws:ecr:us-east-1:123456789012:repository/hello-birthday"
-    container_port          = 8080
-    cpu                     = var.task_cpu
-    memory                  = var.task_memory
-    desired_count           = var.min_tasks
-    min_capacity            = var.min_tasks
-    max_capacity            = var.max_tasks
-    private_subnet_ids      = [for az in var.availability_zones : "subnet-${az}"]
-    security_group_id       = "sg-tasks"
-    target_group_arn        = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/hello-birthday-staging/0123456789abcdef"
-    alb_arn_suffix          = "app/hello-birthday-staging/0123456789abcdef"
-    target_group_arn_suffix = "targetgroup/hello-birthday-staging/0123456789abcdef"
-    efs_file_system_id      = "fs-0123456789abcdef0"
-    efs_file_system_arn     = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
-    efs_access_point_id     = "fsap-0123456789abcdef0"
-    efs_access_point_arn    = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0"
-    deployment_alarm_names  = ["hello-birthday-staging-5xx-rate"]
+    cluster_name             = "hello-birthday-staging"
+    service_name             = "hello-birthday"
+    image                    = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello-birthday:${var.image_tag}"
+    ecr_repository_arn       = "arn:aws:ecr:us-east-1:123456789012:repository/hello-birthday"
+    container_port           = 8080
+    cpu                      = var.task_cpu
+    memory                   = var.task_memory
+    desired_count            = var.min_tasks
+    min_capacity             = var.min_tasks
+    max_capacity             = var.max_tasks
+    private_subnet_ids       = [for az in var.availability_zones : "subnet-${az}"]
+    security_group_id        = "sg-tasks"
+    target_group_arn         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/hello-birthday-staging/0123456789abcdef"
+    alb_arn_suffix           = "app/hello-birthday-staging/0123456789abcdef"
+    target_group_arn_suffix  = "targetgroup/hello-birthday-staging/0123456789abcdef"
+    efs_file_system_id       = "fs-0123456789abcdef0"
+    efs_file_system_arn      = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+    efs_access_point_id      = "fsap-0123456789abcdef0"
+    efs_access_point_arn     = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0"
+    deployment_alarm_names   = ["hello-birthday-staging-5xx-rate"]
+    collector_image          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/aws-observability/aws-otel-collector:v0.43.3"
+    collector_repository_arn = "arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/aws-observability/aws-otel-collector"
+    prometheus_workspace_arn = "arn:aws:aps:us-east-1:123456789012:workspace/ws-0123456789abcdef"
+    prometheus_endpoint      = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123456789abcdef/"
   }
 
   assert {

@@ -99,8 +99,8 @@ run "three_zones" {
     error_message = "The public /24s must share one /20 that no private /20 uses, and the private /20s must not overlap each other."
   }
   assert {
-    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["ecr.api", "ecr.dkr", "logs"]) && alltrue([for e in aws_vpc_endpoint.interface : e.subnet_ids == toset([for s in aws_subnet.private : s.id]) && e.private_dns_enabled])
-    error_message = "Tasks without internet access need ECR and CloudWatch Logs interface endpoints with private DNS, with an ENI in every zone."
+    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["ecr.api", "ecr.dkr", "logs", "aps-workspaces"]) && alltrue([for e in aws_vpc_endpoint.interface : e.subnet_ids == toset([for s in aws_subnet.private : s.id]) && e.private_dns_enabled])
+    error_message = "Tasks without internet access need ECR, CloudWatch Logs and Prometheus remote-write (aps-workspaces) interface endpoints with private DNS, with an ENI in every zone."
   }
   assert {
     condition     = aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway"

@@ -27,21 +27,25 @@ override_resource {
 }
 
 variables {
-  cluster_name            = "hello-birthday-test"
-  service_name            = "hello-birthday"
-  image                   = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello-birthday:0123456789abcdef0123456789abcdef01234567"
-  ecr_repository_arn      = "arn:aws:ecr:us-east-1:123456789012:repository/hello-birthday"
-  container_port          = 8080
-  private_subnet_ids      = ["subnet-aaaa", "subnet-bbbb", "subnet-cccc"]
-  security_group_id       = "sg-tasks"
-  target_group_arn        = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/hello-birthday-test/0123456789abcdef"
-  alb_arn_suffix          = "app/hello-birthday-test/0123456789abcdef"
-  target_group_arn_suffix = "targetgroup/hello-birthday-test/0123456789abcdef"
-  efs_file_system_id      = "fs-0123456789abcdef0"
-  efs_file_system_arn     = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
-  efs_access_point_id     = "fsap-0123456789abcdef0"
-  efs_access_point_arn    = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0"
-  deployment_alarm_names  = ["hello-birthday-test-5xx-rate"]
+  cluster_name             = "hello-birthday-test"
+  service_name             = "hello-birthday"
+  image                    = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello-birthday:0123456789abcdef0123456789abcdef01234567"
+  ecr_repository_arn       = "arn:aws:ecr:us-east-1:123456789012:repository/hello-birthday"
+  container_port           = 8080
+  private_subnet_ids       = ["subnet-aaaa", "subnet-bbbb", "subnet-cccc"]
+  security_group_id        = "sg-tasks"
+  target_group_arn         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/hello-birthday-test/0123456789abcdef"
+  alb_arn_suffix           = "app/hello-birthday-test/0123456789abcdef"
+  target_group_arn_suffix  = "targetgroup/hello-birthday-test/0123456789abcdef"
+  efs_file_system_id       = "fs-0123456789abcdef0"
+  efs_file_system_arn      = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+  efs_access_point_id      = "fsap-0123456789abcdef0"
+  efs_access_point_arn     = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0"
+  deployment_alarm_names   = ["hello-birthday-test-5xx-rate"]
+  collector_image          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/aws-observability/aws-otel-collector:v0.43.3"
+  collector_repository_arn = "arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/aws-observability/aws-otel-collector"
+  prometheus_workspace_arn = "arn:aws:aps:us-east-1:123456789012:workspace/ws-0123456789abcdef"
+  prometheus_endpoint      = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123456789abcdef/"
 }
 
 run "rolling_deploys_keep_full_capacity" {
@@ -143,8 +147,8 @@ run "task_definition" {
     error_message = "The task definition must be for Fargate (awsvpc networking): each task gets its own ENI, which the target group registers by IP."
   }
   assert {
-    condition     = length(jsondecode(aws_ecs_task_definition.app.container_definitions)) == 1 && jsondecode(aws_ecs_task_definition.app.container_definitions)[0].essential == true
-    error_message = "The task runs exactly one container, and it must be essential (the task stops when it does)."
+    condition     = [for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.name if c.essential] == [local.container_name] && jsondecode(aws_ecs_task_definition.app.container_definitions)[0].name == local.container_name
+    error_message = "The app's container must come first and be the task's only essential container (the task stops when it does)."
   }
   assert {
     condition     = jsondecode(aws_ecs_task_definition.app.container_definitions)[0].image == var.image
@@ -238,7 +242,7 @@ run "roles_are_least_privilege" {
   }
   assert {
     condition = (
-      length(data.aws_iam_policy_document.task.statement) == 1 &&
+      length(data.aws_iam_policy_document.task.statement) == 2 &&
       data.aws_iam_policy_document.task.statement[0].actions == toset(["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]) &&
       data.aws_iam_policy_document.task.statement[0].resources == toset([var.efs_file_system_arn]) &&
       [for c in data.aws_iam_policy_document.task.statement[0].condition : toset(c.values) if c.variable == "elasticfilesystem:AccessPointArn"] == [toset([var.efs_access_point_arn])]
@@ -279,4 +283,83 @@ run "a_cpu_size_fargate_does_not_offer_is_refused" {
   }
 
   expect_failures = [var.cpu]
+}
+
+# The metrics collector sidecar: present, but unable to affect the app, its health or its deploys.
+run "collector_sidecar_cannot_take_the_app_down" {
+  command = plan
+
+  assert {
+    condition     = [for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.essential if c.name == local.collector_name] == [false]
+    error_message = "The collector sidecar must exist exactly once and be non-essential: a collector that fails must not stop the task."
+  }
+  assert {
+    condition     = alltrue([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : length(lookup(c, "dependsOn", [])) == 0])
+    error_message = "No container may dependsOn another: the app must start, pass its health check and be deployed whatever the collector does."
+  }
+  assert {
+    condition = (
+      one(aws_ecs_service.app.load_balancer).container_name == local.container_name &&
+      [for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.name if can(c.healthCheck)] == [local.container_name]
+    )
+    error_message = "The load balancer must target the app's container, and the only container health check must be the app's."
+  }
+  assert {
+    condition     = startswith(one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.image if c.name == local.collector_name]), "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/aws-observability/aws-otel-collector:v")
+    error_message = "The collector image must be the pinned aws-otel-collector release through the ECR pull-through cache."
+  }
+  assert {
+    condition = (
+      sum([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.cpu]) <= var.cpu &&
+      sum([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : lookup(c, "memory", lookup(c, "memoryReservation", 0))]) <= var.memory &&
+      one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.cpu if c.name == local.container_name]) >= 256 &&
+      one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.memoryReservation if c.name == local.container_name]) >= 512 &&
+      one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.memory if c.name == local.collector_name]) > 0
+    )
+    error_message = "The containers' CPU and memory must fit the task size, the app must keep its 256 CPU / 512 MiB, and the collector must have a hard memory limit."
+  }
+  assert {
+    condition = (
+      yamldecode(local.collector_config).receivers.prometheus.config.scrape_configs[0].job_name == "hello-birthday" &&
+      yamldecode(local.collector_config).receivers.prometheus.config.scrape_configs[0].static_configs[0].targets == ["localhost:${var.container_port}"] &&
+      yamldecode(local.collector_config).receivers.prometheus.config.scrape_configs[0].metrics_path == "/metrics"
+    )
+    error_message = "The collector must scrape the app's /metrics on localhost:<container port> as job hello-birthday, the job monitoring/rules.yml selects."
+  }
+  assert {
+    condition = (
+      yamldecode(local.collector_config).exporters.prometheusremotewrite.endpoint == "${var.prometheus_endpoint}api/v1/remote_write" &&
+      yamldecode(local.collector_config).exporters.prometheusremotewrite.auth.authenticator == "sigv4auth" &&
+      contains(yamldecode(local.collector_config).service.extensions, "sigv4auth") &&
+      yamldecode(local.collector_config).service.pipelines.metrics.exporters == ["prometheusremotewrite"]
+    )
+    error_message = "The collector must remote-write, SigV4-signed, to the workspace's remote-write URL."
+  }
+  assert {
+    condition     = [for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : [for e in c.environment : e.value if e.name == "AOT_CONFIG_CONTENT"] if c.name == local.collector_name] == [[local.collector_config]]
+    error_message = "The collector's configuration must reach it in AOT_CONFIG_CONTENT."
+  }
+  assert {
+    condition = (
+      [for s in data.aws_iam_policy_document.task.statement : s.actions if s.sid == "RemoteWriteToTheWorkspace"] == [toset(["aps:RemoteWrite"])] &&
+      [for s in data.aws_iam_policy_document.task.statement : s.resources if s.sid == "RemoteWriteToTheWorkspace"] == [toset([var.prometheus_workspace_arn])] &&
+      length(flatten([for s in data.aws_iam_policy_document.task.statement : [for a in s.actions : a if startswith(a, "aps:")]])) == 1
+    )
+    error_message = "The task role may only aps:RemoteWrite, and only to this environment's workspace."
+  }
+  assert {
+    condition     = [for s in data.aws_iam_policy_document.execution.statement : s.resources if s.sid == "PullTheCollectorImageThroughTheCache"] == [toset([var.collector_repository_arn])]
+    error_message = "The execution role may pull (and import into the cache) only the collector's cache repository."
+  }
+}
+
+run "a_task_too_small_for_app_and_collector_is_refused" {
+  command = plan
+
+  variables {
+    cpu    = 256
+    memory = 512
+  }
+
+  expect_failures = [aws_ecs_task_definition.app]
 }
