@@ -337,7 +337,9 @@ impl Container {
             Some(Expression::FuncCall(call)) if call.name.name.as_str() == "jsonencode" => {
                 match call.args.first() {
                     Some(Expression::Array(items)) if !items.is_empty() => items[0].clone(),
-                    other => panic!("container_definitions: the app's container expected first, got {other:?}"),
+                    other => panic!(
+                        "container_definitions: the app's container expected first, got {other:?}"
+                    ),
                 }
             }
             other => panic!("container_definitions is not jsonencode([...]): {other:?}"),
