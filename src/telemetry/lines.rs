@@ -52,13 +52,31 @@ impl<W> SafeLines<W> {
 
 impl<W: Write> Write for SafeLines<W> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        self.inner.write_all(&render(line, self.style))?;
+        if is_plain(line) {
+            // Almost every line: nothing to escape, short enough, written as it is (`render`
+            // decodes and pushes character by character, ~40 instructions a byte).
+            self.inner.write_all(line)?;
+        } else {
+            self.inner.write_all(&render(line, self.style))?;
+        }
         Ok(line.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// Whether `render` would give `line` back unchanged: it ends in its newline, is not over the
+/// cap, and has nothing but printable ASCII and tabs before it.
+fn is_plain(line: &[u8]) -> bool {
+    line.len() <= MAX_LINE_BYTES
+        && line.split_last().is_some_and(|(last, body)| {
+            *last == b'\n'
+                && body
+                    .iter()
+                    .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        })
 }
 
 /// One line, escaped and capped, ending in a newline.
@@ -149,6 +167,35 @@ mod tests {
         // Still JSON, and a reader gets the characters back.
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["path"], forged.trim_end());
+    }
+
+    #[test]
+    fn a_plain_line_is_one_render_gives_back_unchanged_and_nothing_else_is() {
+        let longest = format!("{}\n", "x".repeat(MAX_LINE_BYTES - 1));
+        for line in [
+            "INFO\trequest GET /hello/alice 200\n",
+            "{\"a\":\"~ \"}\n",
+            &longest,
+        ] {
+            assert!(is_plain(line.as_bytes()), "{line:?}");
+            assert_eq!(text(line, TEXT), line);
+            assert_eq!(text(line, Style::Json), line);
+        }
+        let too_long = format!("{}\n", "x".repeat(MAX_LINE_BYTES));
+        for line in [
+            "no newline",
+            "INFO a\nERROR b\n",
+            "a\rb\n",
+            "\x1b[32mINFO\n",
+            "\x7f\n",
+            "Jürgen\n",
+            "a\u{2028}b\n",
+            &too_long,
+        ] {
+            assert!(!is_plain(line.as_bytes()), "{line:?}");
+        }
+        // The one that is not plain for its length alone is cut by `render`.
+        assert_ne!(text(&too_long, TEXT), too_long);
     }
 
     #[test]
