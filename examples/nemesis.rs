@@ -343,9 +343,7 @@ impl Lab {
 
     fn signal(&self, instance: &Instance, signal: &str) {
         if let Some(child) = instance.child.lock().unwrap().as_ref() {
-            let _ = Command::new("kill")
-                .args([&format!("-{signal}"), &child.id().to_string()])
-                .status();
+            send_signal(child, signal);
         }
     }
 
@@ -393,7 +391,7 @@ impl Lab {
     fn stop_all(&self) {
         for instance in &self.instances {
             if let Some(mut child) = instance.child.lock().unwrap().take() {
-                self.signal_child(&child, "TERM");
+                send_signal(&child, "TERM");
                 match wait_timeout(&mut child, Duration::from_secs(15)) {
                     Some(status) if status.success() => {}
                     other => {
@@ -406,12 +404,6 @@ impl Lab {
                 }
             }
         }
-    }
-
-    fn signal_child(&self, child: &Child, signal: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status();
     }
 
     /// Starts one instance whose startup sweep removes every orphan (age 0: nothing else runs
@@ -485,6 +477,13 @@ fn wait_until_holding_a_lock(pid: u32, timeout: Duration) -> bool {
         std::thread::yield_now();
     }
     false
+}
+
+/// Sends `signal` (a name: STOP, CONT, TERM) to `child` with kill(1): std sends only SIGKILL.
+fn send_signal(child: &Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
 }
 
 fn free_port() -> io::Result<SocketAddr> {
