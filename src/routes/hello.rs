@@ -204,12 +204,16 @@ impl HelloError {
                 "Unsupported Media Type",
                 format!("the body must be sent as application/json, got {got:?}"),
             ),
+            // Refused before the whole body was read (from its Content-Length, or at the
+            // chunk that passed the limit): the rest may still be on its way, so the
+            // connection cannot carry another request, as nginx does.
             Self::PayloadTooLarge => Problem::new(
                 S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload Too Large",
                 format!("the body must be at most {MAX_BODY_BYTES} bytes"),
-            ),
+            )
+            .with_header(header::CONNECTION, "close"),
             Self::UnreadableBody => Problem::new(
                 S::BAD_REQUEST,
                 "invalid-body",

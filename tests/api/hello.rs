@@ -255,7 +255,21 @@ fn bodies_over_4_kib_are_413_with_or_without_content_length() {
     let chunk = format!("{:x}\r\n{}\r\n", big.len(), big);
     let _ = connection.send_raw(chunk.as_bytes());
     let _ = connection.send_raw(b"0\r\n\r\n");
-    connection.read_response(false).unwrap().assert_problem(413);
+    let refused = connection.read_response(false).unwrap();
+    refused.assert_problem(413);
+    assert_eq!(refused.header("connection"), Some("close"));
+    connection.wait_closed(Duration::from_secs(5)).unwrap();
+
+    // Refused from its Content-Length before the body arrives: the rest of it may still come,
+    // so the connection is closed rather than left waiting for it.
+    let mut connection = Connection::open(server.addr).unwrap();
+    connection
+        .send_raw(b"PUT /hello/alice HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{")
+        .unwrap();
+    let refused = connection.read_response(false).unwrap();
+    refused.assert_problem(413);
+    assert_eq!(refused.header("connection"), Some("close"));
+    connection.wait_closed(Duration::from_secs(5)).unwrap();
 
     // Exactly 4096 bytes is fine.
     let exact = format!(r#"{{"dateOfBirth":"1990-01-15"}}{}"#, " ".repeat(4096 - 28));
