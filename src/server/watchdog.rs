@@ -5,6 +5,11 @@
 //! hyper's own `header_read_timeout` cannot serve: it also runs while a kept-alive connection
 //! waits for its next request, so it would be the keep-alive timeout too, and one must stay
 //! short (a slow head is an attack) while the other must outlast the load balancer's.
+//!
+//! Nothing wakes the watchdog when a request starts or ends or a head begins: that cost two
+//! wake-ups of a task and two timer entries per request, on every request. It looks at the
+//! state at its deadline, or sooner, at least every `min(head, keep-alive)`; every deadline is
+//! at least that long after the moment it starts from, so none is seen late (see `expired`).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -13,17 +18,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// What one connection is doing, as its deadlines see it. Shared by the socket (bytes
-/// arrive), the service (requests start and end) and the watchdog (which sleeps until the
-/// deadline this implies).
+/// arrive), the service (requests start and end) and the watchdog (which reads it when it
+/// wakes).
 #[derive(Debug)]
 pub(super) struct Activity {
     state: Mutex<State>,
-    /// Woken when the deadline may have come earlier (a head began, or an answer ended).
-    changed: Notify,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +56,6 @@ impl Activity {
                     since: Instant::now(),
                 },
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -69,9 +71,7 @@ impl Activity {
             Phase::Idle { .. } => {
                 state.phase = Phase::Head {
                     since: Instant::now(),
-                };
-                drop(state);
-                self.changed.notify_one();
+                }
             }
         }
     }
@@ -89,8 +89,6 @@ impl Activity {
             state.phase = Phase::Idle {
                 since: Instant::now(),
             };
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -121,11 +119,14 @@ pub(super) async fn expired(
     keep_alive_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Closed {
+    // A phase's deadline is at least `look` after the moment it runs from (its start, which
+    // is never before the watchdog last looked), and the watchdog looks at least every
+    // `look`: a deadline that began since the last look is found before it passes.
+    let look = head_timeout.min(keep_alive_timeout);
     let mut stopping = *shutdown.borrow_and_update();
     loop {
-        // Registered before the state is read, so that a change in between is not missed.
-        let changed = activity.changed.notified();
         let state = *activity.lock();
+        let now = Instant::now();
         let deadline = if state.in_flight > 0 {
             None
         } else {
@@ -139,19 +140,13 @@ pub(super) async fn expired(
             }
         };
         if let Some((at, closed)) = deadline
-            && at <= Instant::now()
+            && at <= now
         {
             return closed;
         }
-        let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let next_look = deadline.map_or(now + look, |(at, _)| at.min(now + look));
         tokio::select! {
-            () = sleep => {}
-            () = changed => {}
+            () = tokio::time::sleep_until(next_look) => {}
             _ = shutdown.changed(), if !stopping => stopping = true,
         }
     }
@@ -265,6 +260,53 @@ mod tests {
         assert_eq!(
             watching.await.unwrap(),
             (Closed::HeadTimeout, Duration::from_secs(30) + HEAD)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_keep_alive_timeout_shorter_than_the_head_timeout_both_are_kept_exactly() {
+        let (head, idle) = (Duration::from_secs(100), Duration::from_secs(5));
+        let (_stop, shutdown) = watch::channel(false);
+        let activity = Arc::new(Activity::new());
+        activity.received();
+        activity.request_started();
+        let watching = {
+            let (activity, shutdown) = (Arc::clone(&activity), shutdown.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (
+                    expired(&activity, head, idle, shutdown).await,
+                    started.elapsed(),
+                )
+            })
+        };
+        // Answered after 12 s, while the watchdog sleeps: idle from then, closed 5 s later.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        activity.request_finished();
+        assert_eq!(
+            watching.await.unwrap(),
+            (Closed::IdleTimeout, Duration::from_secs(17))
+        );
+
+        // A head begun 3 s into an idle spell gets the whole head timeout from its first byte.
+        let activity = Arc::new(Activity::new());
+        activity.request_started();
+        activity.request_finished();
+        let watching = {
+            let activity = Arc::clone(&activity);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (
+                    expired(&activity, head, idle, shutdown).await,
+                    started.elapsed(),
+                )
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        activity.received();
+        assert_eq!(
+            watching.await.unwrap(),
+            (Closed::HeadTimeout, Duration::from_secs(103))
         );
     }
 
