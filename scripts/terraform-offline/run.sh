@@ -78,7 +78,7 @@ python_tools "$venv" "$requirements"
 py=$venv/bin/python
 
 # --- The schema, cached under a key of its source pin and its extractor ------------------------
-key=$(cat "$here/schema-requirements.txt" "$here/schema.py" | sha256sum | cut -c1-12)
+key=$(cat "$here/schema-requirements.txt" "$here/schema.py" "$here/wafv2.py" | sha256sum | cut -c1-12)
 pin=$(grep -o '^cdktn-provider-aws==[^ ]*' "$here/schema-requirements.txt")
 schema=$state/schema-${pin#*==}-$key.json
 if [ ! -s "$schema" ]; then
