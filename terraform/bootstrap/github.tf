@@ -135,6 +135,11 @@ data "aws_iam_policy_document" "terraform_plan" {
       "route53:ListResourceRecordSets",
       "route53:GetChange",
       "route53:ListTagsForResource",
+      # load-balancer: the WAF web ACL, its association with the load balancer, its logging
+      "wafv2:GetWebACL",
+      "wafv2:GetWebACLForResource",
+      "wafv2:GetLoggingConfiguration",
+      "wafv2:ListTagsForResource",
       # service: cluster, service, task definition, autoscaling, log group (never its events)
       "ecs:Describe*",
       "ecs:List*",

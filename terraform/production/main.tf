@@ -27,4 +27,7 @@ module "app" {
   log_retention_days                 = var.log_retention_days
   flow_log_traffic_type              = var.flow_log_traffic_type
   metrics_scraper_security_group_ids = var.metrics_scraper_security_group_ids
+
+  waf_put_limit = var.waf_put_limit
+  waf_get_limit = var.waf_get_limit
 }

@@ -48,6 +48,11 @@ output "log_group_name" {
   value       = module.app.log_group_name
 }
 
+output "waf_log_group_name" {
+  description = "CloudWatch log group of the requests the WAF blocked or counted."
+  value       = module.app.waf_log_group_name
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
   value       = module.app.alarm_topic_arn

@@ -24,3 +24,8 @@ deletion_protection   = true
 log_retention_days    = 30
 flow_log_traffic_type = "ALL"
 # alarm_email         = "oncall@example.com"
+
+# Per-client-IP budgets of the WAF, per 5 minutes (docs/operations.md, "AWS WAF": how to tell
+# whether to raise them). The defaults: 3000 PUT and 30000 GET and other requests.
+# waf_put_limit = 3000
+# waf_get_limit = 30000

@@ -114,3 +114,15 @@ variable "metrics_scraper_security_group_ids" {
   type        = list(string)
   default     = []
 }
+
+variable "waf_put_limit" {
+  description = "PUT requests one client IP may send per 5 minutes before the WAF answers 429 (docs/operations.md, \"AWS WAF\")."
+  type        = number
+  default     = 3000
+}
+
+variable "waf_get_limit" {
+  description = "GET (and other non-PUT) requests one client IP may send per 5 minutes before the WAF answers 429."
+  type        = number
+  default     = 30000
+}

@@ -70,6 +70,11 @@ module "load_balancer" {
   certificate_arn     = var.certificate_arn
   deletion_protection = var.deletion_protection
   access_logs_bucket  = var.access_logs_bucket
+
+  waf_put_limit = var.waf_put_limit
+  waf_get_limit = var.waf_get_limit
+  # The WAF log names users (in paths) as the app's logs do: kept as long.
+  waf_log_retention_days = var.log_retention_days
 }
 
 module "service" {

@@ -53,6 +53,11 @@ output "log_group_name" {
   value       = module.service.log_group_name
 }
 
+output "waf_log_group_name" {
+  description = "CloudWatch log group of the requests the WAF blocked or counted."
+  value       = module.load_balancer.waf_log_group_name
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic of the alarms: subscribe on-call here."
   value       = module.alarms.topic_arn

@@ -75,6 +75,18 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "waf_put_limit" {
+  description = "PUT requests one client IP may send per 5 minutes before the WAF answers 429 (docs/operations.md, \"AWS WAF\")."
+  type        = number
+  default     = 3000
+}
+
+variable "waf_get_limit" {
+  description = "GET (and other non-PUT) requests one client IP may send per 5 minutes before the WAF answers 429."
+  type        = number
+  default     = 30000
+}
+
 variable "log_retention_days" {
   description = "Days to keep the app's logs (they name users)."
   type        = number

@@ -31,3 +31,13 @@ output "target_group_arn_suffix" {
   description = "The target group's ARN suffix, the TargetGroup dimension of its CloudWatch metrics."
   value       = aws_lb_target_group.app.arn_suffix
 }
+
+output "web_acl_arn" {
+  description = "The WAF web ACL in front of the load balancer."
+  value       = aws_wafv2_web_acl.this.arn
+}
+
+output "waf_log_group_name" {
+  description = "CloudWatch log group of the requests the WAF blocked or counted."
+  value       = aws_cloudwatch_log_group.waf.name
+}

@@ -68,3 +68,38 @@ variable "access_logs_bucket" {
   type        = string
   default     = null
 }
+
+# Per-IP budgets of the WAF's rate-based rules, per 5-minute window (waf.tf). Sized against
+# docs/capacity-and-costs.md: the service holds about 4,000 PUT/s (the lock stripes) and tens of
+# thousands of GET/s (the tasks' CPU). One address at the PUT default sends at most ~10 PUT/s on
+# average, a quarter of a percent of that, and below the ~60 PUT/s at which writes to one user
+# serialise; at the GET default ~100 requests/s. A person needs a handful of requests per
+# window, so both leave room for many clients behind one NAT address (offices, carrier-grade
+# NAT) and for a backend that calls the API for its users.
+variable "waf_put_limit" {
+  description = "Most PUT requests one client IP may send in 5 minutes before the WAF answers 429 (AWS accepts 10 to 2,000,000,000)."
+  type        = number
+  default     = 3000
+
+  validation {
+    condition     = var.waf_put_limit == floor(var.waf_put_limit) && var.waf_put_limit >= 10 && var.waf_put_limit <= 2000000000
+    error_message = "waf_put_limit must be a whole number of requests per 5 minutes between 10 and 2,000,000,000 (the range AWS WAF's rate-based rules accept)."
+  }
+}
+
+variable "waf_get_limit" {
+  description = "Most GET requests (and any other method but PUT) one client IP may send in 5 minutes before the WAF answers 429 (AWS accepts 10 to 2,000,000,000)."
+  type        = number
+  default     = 30000
+
+  validation {
+    condition     = var.waf_get_limit == floor(var.waf_get_limit) && var.waf_get_limit >= 10 && var.waf_get_limit <= 2000000000
+    error_message = "waf_get_limit must be a whole number of requests per 5 minutes between 10 and 2,000,000,000 (the range AWS WAF's rate-based rules accept)."
+  }
+}
+
+variable "waf_log_retention_days" {
+  description = "Days to keep the WAF's log of blocked and counted requests (client addresses and paths with usernames: as long as the app's logs)."
+  type        = number
+  default     = 30
+}
