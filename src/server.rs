@@ -25,6 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -62,7 +63,7 @@ pub async fn serve<S, B>(
         + Send
         + Sync
         + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -134,16 +135,14 @@ struct Tracked<S> {
     timeouts: ConnectionTimeouts,
 }
 
-type Answer<R> = Pin<Box<dyn Future<Output = Result<R, Infallible>> + Send>>;
-
 impl<S, B> Service<Request<Incoming>> for Tracked<S>
 where
     S: Service<Request<TimedBody>, Response = Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S::Future: Unpin,
 {
     type Response = Response<B>;
     type Error = Infallible;
-    type Future = Answer<Response<B>>;
+    type Future = TrackedAnswer<S::Future>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::new(Arc::clone(&self.activity));
@@ -151,27 +150,56 @@ where
         let answer = self
             .app
             .call(request.map(|body| TimedBody::new(body, chunk, whole)));
-        Box::pin(async move {
-            let answered = answer.await;
-            drop(in_flight);
-            answered
-        })
+        TrackedAnswer { answer, in_flight }
+    }
+}
+
+/// The application's answer, with its request counted in flight until the answer is ready or
+/// dropped. A plain struct rather than an `async` block: that would be a second boxed future
+/// on every request (the application's answer is already one, and `Unpin`).
+struct TrackedAnswer<F> {
+    answer: F,
+    in_flight: InFlight,
+}
+
+impl<F: Future + Unpin> Future for TrackedAnswer<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let answered = Pin::new(&mut self.answer).poll(cx);
+        if answered.is_ready() {
+            self.in_flight.finish();
+        }
+        answered
     }
 }
 
 /// A request in flight on its connection, from its head to its answer (or its drop).
-struct InFlight(Arc<Activity>);
+struct InFlight {
+    activity: Arc<Activity>,
+    finished: bool,
+}
 
 impl InFlight {
     fn new(activity: Arc<Activity>) -> Self {
         activity.request_started();
-        Self(activity)
+        Self {
+            activity,
+            finished: false,
+        }
+    }
+
+    /// The answer is ready: from now the connection waits on its client again.
+    fn finish(&mut self) {
+        if !std::mem::replace(&mut self.finished, true) {
+            self.activity.request_finished();
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.request_finished();
+        self.finish();
     }
 }
 

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use warp::http::{HeaderValue, Method, Request, header};
+use warp::http::{HeaderValue, Method, Request, Uri, header};
 use warp::reply::Response;
 
 use super::AppState;
@@ -29,30 +29,24 @@ pub(super) struct InFlight {
     state: AppState,
     started: Instant,
     method: Method,
-    /// What is logged of each client-controlled field: cut to its limit.
-    logged_method: String,
-    path: String,
-    user_agent: Option<String>,
+    /// The client-controlled fields, kept as sent (clones of the request's shared buffers, not
+    /// copies) and cut to their limits only when the line is written.
+    uri: Uri,
+    user_agent: Option<HeaderValue>,
     request_id: HeaderValue,
     answered: bool,
 }
 
+/// What is logged of the client-controlled fields: each cut to its limit.
+struct Logged<'a> {
+    method: Cow<'a, str>,
+    path: Cow<'a, str>,
+    user_agent: Option<Cow<'a, str>>,
+}
+
 impl InFlight {
     pub(super) fn start<B>(state: AppState, request: &Request<B>) -> Self {
-        let uri = request.uri();
-        // A target with no path (CONNECT's `host:port`) is logged as sent.
-        let path = match uri.path_and_query() {
-            Some(_) => clip(uri.path(), MAX_LOGGED_PATH_BYTES).into_owned(),
-            None => clip(&uri.to_string(), MAX_LOGGED_PATH_BYTES).into_owned(),
-        };
         let headers = request.headers();
-        let user_agent = headers.get(header::USER_AGENT).map(|value| {
-            clip(
-                &String::from_utf8_lossy(value.as_bytes()),
-                MAX_LOGGED_USER_AGENT_BYTES,
-            )
-            .into_owned()
-        });
         let request_id = headers
             .get(REQUEST_ID)
             .filter(|id| is_acceptable_request_id(id))
@@ -60,29 +54,49 @@ impl InFlight {
             .unwrap_or_else(|| {
                 HeaderValue::from_str(&crate::random::random_hex(2)).expect("hex is a valid header")
             });
-        let method = request.method().clone();
         Self {
             state,
             started: Instant::now(),
-            logged_method: clip(method.as_str(), MAX_LOGGED_METHOD_BYTES).into_owned(),
-            method,
-            path,
-            user_agent,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
             request_id,
             answered: false,
+        }
+    }
+
+    fn logged(&self) -> Logged<'_> {
+        // A target with no path (CONNECT's `host:port`) is logged as sent.
+        let path = match self.uri.path_and_query() {
+            Some(_) => clip(self.uri.path(), MAX_LOGGED_PATH_BYTES),
+            None => Cow::Owned(clip(&self.uri.to_string(), MAX_LOGGED_PATH_BYTES).into_owned()),
+        };
+        let user_agent =
+            self.user_agent
+                .as_ref()
+                .map(|value| match String::from_utf8_lossy(value.as_bytes()) {
+                    Cow::Borrowed(text) => clip(text, MAX_LOGGED_USER_AGENT_BYTES),
+                    Cow::Owned(text) => {
+                        Cow::Owned(clip(&text, MAX_LOGGED_USER_AGENT_BYTES).into_owned())
+                    }
+                });
+        Logged {
+            method: clip(self.method.as_str(), MAX_LOGGED_METHOD_BYTES),
+            path,
+            user_agent,
         }
     }
 
     pub(super) fn finish(mut self, mut response: Response) -> Response {
         self.answered = true;
         let elapsed = self.started.elapsed();
-        let route = route_template(&self.path);
+        let route = route_template(self.uri.path());
         let method_label = method_label(&self.method);
-        let status = response.status().as_u16();
+        let status = response.status();
         let metrics = &self.state.metrics;
         metrics
             .http_requests
-            .with_label_values(&[method_label, route, &status.to_string()])
+            .with_label_values(&[method_label, route, status.as_str()])
             .inc();
         metrics
             .http_duration
@@ -93,10 +107,12 @@ impl InFlight {
             .extensions()
             .get::<InternalCause>()
             .map(|c| c.0.as_str());
-        let (method, path) = (self.logged_method.as_str(), self.path.as_str());
-        let user_agent = self.user_agent.as_deref();
+        let logged = self.logged();
+        let (method, path) = (logged.method.as_ref(), logged.path.as_ref());
+        let user_agent = logged.user_agent.as_deref();
         let request_id = self.request_id.to_str().unwrap_or_default();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let status = status.as_u16();
         if status >= 500 {
             tracing::warn!(
                 method,
@@ -138,19 +154,20 @@ impl Drop for InFlight {
             return;
         }
         let elapsed = self.started.elapsed();
-        let route = route_template(&self.path);
+        let route = route_template(self.uri.path());
         self.state
             .metrics
             .http_cancelled
             .with_label_values(&[method_label(&self.method), route])
             .inc();
+        let logged = self.logged();
         tracing::info!(
-            method = self.logged_method.as_str(),
+            method = logged.method.as_ref(),
             route,
-            path = self.path.as_str(),
+            path = logged.path.as_ref(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             request_id = self.request_id.to_str().unwrap_or_default(),
-            user_agent = self.user_agent.as_deref(),
+            user_agent = logged.user_agent.as_deref(),
             "request cancelled before its answer"
         );
     }
