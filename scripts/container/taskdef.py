@@ -13,7 +13,8 @@ local.container_name: the app, not a sidecar) and the task's cpu/memory.
 Why a reader of our own: `terraform console` needs `terraform init`, which needs the AWS
 provider, and that cannot be downloaded here (nor in CI). tests/infra.rs evaluates the same
 files with hcl-rs, but inside a test crate. This reads the small HCL subset those paths use:
-block bodies, attributes, literals, objects, tuples, jsonencode(), and `var.`/`local.`
+block bodies, attributes, literals, objects, tuples, jsonencode(), tostring() of a known
+string, number or bool (an ECS environment value must be a string), and `var.`/`local.`
 references followed through module calls, variable defaults and terraform.tfvars. Anything
 else (other functions, operators, resource attributes, templates) evaluates to Unknown; a fact
 the docker arguments need must be known, or run_args fails naming it.
@@ -528,8 +529,23 @@ class Module:
             if value.name == "jsonencode" and len(value.args) == 1:
                 # The structure, not its JSON text: what ECS receives once decoded.
                 return self.eval(value.args[0])
+            if value.name == "tostring" and len(value.args) == 1:
+                return _tostring(self.eval(value.args[0]))
             return Unknown(f"{value.name}(...)")
         return value
+
+
+def _tostring(value):
+    """Terraform's tostring() of a primitive: 75000 -> "75000", 1.5 -> "1.5", true -> "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return value
+    return Unknown("tostring(...)")
 
 
 def _index(base, keys, ref):

@@ -121,6 +121,12 @@ class ModuleTests(unittest.TestCase):
         self.assertIsInstance(value[2], Unknown)  # a data source: not evaluated
         self.assertIsInstance(value[3], Unknown)  # declared, no value, no default
 
+    def test_tostring_of_a_known_primitive(self):
+        mod = Module.root(Path(self.dir.name) / "env").module("app")
+        body = parse('a = tostring(var.size)\nb = tostring(1.5)\nc = tostring(true)\nd = tostring("s")\ne = tostring(var.nope)\n')
+        self.assertEqual([mod.eval(body.attrs[k]) for k in "abcd"], ["512", "1.5", "true", "s"])
+        self.assertIsInstance(mod.eval(body.attrs["e"]), Unknown)
+
     def test_a_missing_module_or_resource_is_an_error(self):
         root = Module.root(Path(self.dir.name) / "env")
         with self.assertRaises(taskdef.ParseError):

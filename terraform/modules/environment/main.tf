@@ -90,6 +90,11 @@ module "service" {
   log_level          = var.log_level
   log_retention_days = var.log_retention_days
 
+  # The app must keep idle connections open longer than the load balancer does: the service
+  # module refuses a keep-alive timeout that is not above this very load balancer's.
+  keep_alive_timeout_ms      = var.keep_alive_timeout_ms
+  load_balancer_idle_timeout = module.load_balancer.idle_timeout
+
   desired_count = var.min_tasks
   min_capacity  = var.min_tasks
   max_capacity  = var.max_tasks

@@ -75,6 +75,19 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "keep_alive_timeout_ms" {
+  description = "KEEP_ALIVE_TIMEOUT_MS of the app (its default, 75000): idle kept-alive connections are closed after this long. Must be above the load balancer's idle timeout (60 s)."
+  type        = number
+  default     = 75000
+
+  # Checked against the load balancer this environment actually builds (its idle_timeout
+  # output), so raising the idle timeout there without the keep-alive here fails the plan.
+  validation {
+    condition     = var.keep_alive_timeout_ms > module.load_balancer.idle_timeout * 1000
+    error_message = "keep_alive_timeout_ms must be longer than the load balancer's idle timeout: AWS asks targets to keep idle connections open longer than the load balancer, or clients get 502s."
+  }
+}
+
 variable "waf_put_limit" {
   description = "PUT requests one client IP may send per 5 minutes before the WAF answers 429 (docs/operations.md, \"AWS WAF\")."
   type        = number

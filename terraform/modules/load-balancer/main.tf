@@ -26,8 +26,11 @@ resource "aws_lb" "this" {
   # being passed to the app (request smuggling hygiene).
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
-  # The app keeps idle keep-alive connections open indefinitely, so the ALB is always the side
-  # that closes them and never reuses a connection the target just closed (no spurious 502s).
+  # The app closes a kept-alive connection after it has been idle for its keep-alive timeout
+  # (KEEP_ALIVE_TIMEOUT_MS, 75 s by default), longer than this, so the ALB is always the side
+  # that closes an idle connection and never reuses one the target just closed (AWS: a 502).
+  # terraform/modules/environment refuses a keep-alive timeout that is not longer than this.
+  # A literal: tests/infra.rs reads it to check the app's storage timeout against it.
   idle_timeout = 60
 
   dynamic "access_logs" {

@@ -32,6 +32,11 @@ output "target_group_arn_suffix" {
   value       = aws_lb_target_group.app.arn_suffix
 }
 
+output "idle_timeout" {
+  description = "Seconds the load balancer keeps an idle connection open; the app's keep-alive timeout must be longer."
+  value       = aws_lb.this.idle_timeout
+}
+
 output "web_acl_arn" {
   description = "The WAF web ACL in front of the load balancer."
   value       = aws_wafv2_web_acl.this.arn

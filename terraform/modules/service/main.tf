@@ -296,6 +296,9 @@ resource "aws_ecs_task_definition" "app" {
 
       environment = [
         { name = "RUST_LOG", value = var.log_level },
+        # Explicit rather than the app's default, so that it is checked against the load
+        # balancer's idle timeout (var.keep_alive_timeout_ms's validation).
+        { name = "KEEP_ALIVE_TIMEOUT_MS", value = tostring(var.keep_alive_timeout_ms) },
       ]
 
       # Nothing but /data is writable: the app needs no /tmp, and a compromised process cannot

@@ -40,6 +40,29 @@ variable "memory" {
   default     = 1024
 }
 
+variable "load_balancer_idle_timeout" {
+  description = "Seconds the load balancer keeps an idle connection open (its idle_timeout): the app's keep-alive timeout must be longer."
+  type        = number
+
+  validation {
+    condition     = var.load_balancer_idle_timeout >= 1 && var.load_balancer_idle_timeout <= 4000
+    error_message = "load_balancer_idle_timeout must be 1 to 4000 seconds, the range an ALB accepts."
+  }
+}
+
+variable "keep_alive_timeout_ms" {
+  description = "KEEP_ALIVE_TIMEOUT_MS of the app: an idle kept-alive connection is closed after this many milliseconds. Must be longer than the load balancer's idle timeout."
+  type        = number
+  default     = 75000
+
+  # AWS asks targets to keep idle connections open longer than the load balancer does: a target
+  # that closes first races the load balancer reusing the connection, and the client gets a 502.
+  validation {
+    condition     = var.keep_alive_timeout_ms == floor(var.keep_alive_timeout_ms) && var.keep_alive_timeout_ms > var.load_balancer_idle_timeout * 1000
+    error_message = "keep_alive_timeout_ms must be a whole number of milliseconds longer than the load balancer's idle timeout (load_balancer_idle_timeout * 1000): otherwise the app closes idle connections the load balancer may still reuse, and clients get 502s."
+  }
+}
+
 variable "log_level" {
   description = "RUST_LOG of the app (tracing EnvFilter syntax)."
   type        = string

@@ -125,6 +125,8 @@ run "service_for_these_sizes" {
     collector_repository_arn = "arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/aws-observability/aws-otel-collector"
     prometheus_workspace_arn = "arn:aws:aps:us-east-1:123456789012:workspace/ws-0123456789abcdef"
     prometheus_endpoint      = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123456789abcdef/"
+    # The load balancer module's idle_timeout.
+    load_balancer_idle_timeout = 60
   }
 
   assert {

@@ -147,6 +147,15 @@ run "a_relative_health_check_path_is_refused" {
   expect_failures = [var.health_check_path]
 }
 
+run "idle_timeout_is_exported_for_the_keep_alive_check" {
+  command = plan
+
+  assert {
+    condition     = aws_lb.this.idle_timeout == 60 && output.idle_timeout == aws_lb.this.idle_timeout
+    error_message = "The ALB's idle timeout must be 60 s (AWS's default) and be the module's idle_timeout output, which terraform/modules/environment checks the app's keep-alive timeout against."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # AWS WAF (waf.tf)
 

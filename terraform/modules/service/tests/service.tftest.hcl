@@ -46,6 +46,8 @@ variables {
   collector_repository_arn = "arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/aws-observability/aws-otel-collector"
   prometheus_workspace_arn = "arn:aws:aps:us-east-1:123456789012:workspace/ws-0123456789abcdef"
   prometheus_endpoint      = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123456789abcdef/"
+  # The load balancer module's idle_timeout.
+  load_balancer_idle_timeout = 60
 }
 
 run "rolling_deploys_keep_full_capacity" {
@@ -362,4 +364,61 @@ run "a_task_too_small_for_app_and_collector_is_refused" {
   }
 
   expect_failures = [aws_ecs_task_definition.app]
+}
+
+# The app's keep-alive timeout against the load balancer's idle timeout: AWS asks targets to keep
+# idle connections open longer than the load balancer does, or a client gets a 502 when the load
+# balancer reuses a connection the app is closing. The app's default (75 s) is only a default,
+# so the task sets it, and the module checks it against what it is told the idle timeout is
+# (terraform/modules/environment passes the load balancer module's idle_timeout output).
+run "keep_alive_outlasts_the_load_balancers_idle_timeout" {
+  command = plan
+
+  assert {
+    condition     = length([for e in jsondecode(aws_ecs_task_definition.app.container_definitions)[0].environment : e if e.name == "KEEP_ALIVE_TIMEOUT_MS"]) == 1
+    error_message = "The app's container must set KEEP_ALIVE_TIMEOUT_MS exactly once, so that it is the checked value and not the app's default."
+  }
+  assert {
+    condition     = alltrue([for e in jsondecode(aws_ecs_task_definition.app.container_definitions)[0].environment : tonumber(e.value) > var.load_balancer_idle_timeout * 1000 if e.name == "KEEP_ALIVE_TIMEOUT_MS"])
+    error_message = "KEEP_ALIVE_TIMEOUT_MS in the rendered container environment must be longer than the load balancer's idle timeout (in ms)."
+  }
+  assert {
+    condition     = [for e in jsondecode(aws_ecs_task_definition.app.container_definitions)[0].environment : e.value if e.name == "KEEP_ALIVE_TIMEOUT_MS"] == ["75000"]
+    error_message = "By default the task must pass 75000 ms, the app's own default (src/configuration.rs), in whole milliseconds."
+  }
+}
+
+run "a_longer_load_balancer_idle_timeout_carries_the_keep_alive_timeout_with_it" {
+  command = plan
+
+  variables {
+    load_balancer_idle_timeout = 300
+    keep_alive_timeout_ms      = 315000
+  }
+
+  assert {
+    condition     = [for e in jsondecode(aws_ecs_task_definition.app.container_definitions)[0].environment : e.value if e.name == "KEEP_ALIVE_TIMEOUT_MS"] == ["315000"]
+    error_message = "KEEP_ALIVE_TIMEOUT_MS must be var.keep_alive_timeout_ms."
+  }
+}
+
+run "a_keep_alive_timeout_equal_to_the_idle_timeout_is_refused" {
+  command = plan
+
+  variables {
+    keep_alive_timeout_ms = 60000
+  }
+
+  expect_failures = [var.keep_alive_timeout_ms]
+}
+
+# The default keep-alive (75 s) is not enough once the load balancer waits longer.
+run "the_default_keep_alive_under_a_longer_idle_timeout_is_refused" {
+  command = plan
+
+  variables {
+    load_balancer_idle_timeout = 120
+  }
+
+  expect_failures = [var.keep_alive_timeout_ms]
 }
