@@ -123,6 +123,42 @@ pub struct Settings {
 /// The default of `--shutdown-timeout`. Deployment checks compare ECS's `stopTimeout` to it.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 20;
 
+/// The environment variable the log filter is read from (a `tracing` filter: `info`,
+/// `hello_birthday=debug`, ...), and the filter used without it.
+pub const LOG_FILTER_ENV: &str = "RUST_LOG";
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// One environment variable the service reads, and its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSetting {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+/// Every environment variable the service reads, as clap itself describes the settings (and
+/// the log filter): the deployment checks and the tests ask this rather than reading the source.
+pub fn environment() -> Vec<EnvSetting> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut settings: Vec<EnvSetting> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            Some(EnvSetting {
+                name: arg.get_env()?.to_str()?.to_owned(),
+                default: arg
+                    .get_default_values()
+                    .first()
+                    .map(|value| value.to_string_lossy().into_owned()),
+            })
+        })
+        .collect();
+    settings.push(EnvSetting {
+        name: LOG_FILTER_ENV.to_owned(),
+        default: Some(DEFAULT_LOG_FILTER.to_owned()),
+    });
+    settings
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -201,6 +237,37 @@ mod tests {
                 // Above the ALB's 60 s idle timeout, as nginx's 75 s is.
                 keep_alive: Duration::from_secs(75),
             }
+        );
+    }
+
+    #[test]
+    fn the_environment_lists_every_setting_with_the_default_clap_applies() {
+        let environment = environment();
+        let names: Vec<&str> = environment.iter().map(|s| s.name.as_str()).collect();
+        for expected in ["LISTEN_ADDR", "DATA_DIR", "STORAGE_TIMEOUT_MS", "RUST_LOG"] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        // One per setting (and the log filter): the healthcheck subcommand's `--help` and
+        // `--version` read none.
+        let settings = Cli::try_parse_from(["hello-birthday"]).unwrap().settings;
+        let keep_alive = environment
+            .iter()
+            .find(|s| s.name == "KEEP_ALIVE_TIMEOUT_MS")
+            .unwrap();
+        assert_eq!(
+            keep_alive.default.as_deref(),
+            Some(settings.keep_alive_timeout_ms.to_string().as_str())
+        );
+        let shutdown = environment
+            .iter()
+            .find(|s| s.name == "SHUTDOWN_TIMEOUT_SECS")
+            .unwrap();
+        assert_eq!(
+            shutdown.default,
+            Some(DEFAULT_SHUTDOWN_TIMEOUT_SECS.to_string())
         );
     }
 

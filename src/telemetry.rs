@@ -8,7 +8,7 @@ use std::io::{BufWriter, IsTerminal};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::configuration::LogFormat;
+use crate::configuration::{DEFAULT_LOG_FILTER, LOG_FILTER_ENV, LogFormat};
 
 pub use panics::catch;
 
@@ -41,7 +41,8 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     // Colour codes only for a person at a terminal, never into a pipe or a file.
     let colours = format == LogFormat::Text && std::io::stdout().is_terminal();
     let writer = lines::SafeLines::new(writer, lines::Style::new(format, colours));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(LOG_FILTER_ENV)
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colours)

@@ -12,10 +12,10 @@
 //! blocks. The few checks of those stay here.
 //!
 //! The Terraform is parsed with `hcl-rs`, not evaluated: only literal locals and the text of a
-//! few expressions are read. The app's facts come from the app itself: the readiness and
-//! liveness routes from `src/routes/health.rs`, the environment variables and their defaults
-//! from `src/configuration.rs`, the shutdown timeout from
-//! `hello_birthday::configuration::DEFAULT_SHUTDOWN_TIMEOUT_SECS`, the port, data directory,
+//! few expressions are read. The app's facts come from the app itself, never from its source
+//! text: the readiness and liveness routes from the constants its filters are tested against
+//! (`hello_birthday::routes`), the environment variables and their defaults from its clap
+//! definition (`configuration::environment()`), the port, data directory,
 //! user and entrypoint from the Dockerfile.
 //!
 //! Run alone with `cargo test --test infra`.
@@ -24,9 +24,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use clap::CommandFactory;
 use hcl::eval::{Context, Evaluate};
 use hcl::{Block, Body, Expression, ObjectKey, Value};
-use hello_birthday::configuration::DEFAULT_SHUTDOWN_TIMEOUT_SECS;
+use hello_birthday::configuration;
+use hello_birthday::routes::{LIVE_PATH, READY_PATHS};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -131,75 +133,27 @@ impl Image {
     }
 }
 
-/// Paths of the `warp::path!` filters inside `fn <name>` of src/routes/health.rs, e.g.
-/// `["/health/ready", "/health"]` for `ready`.
-fn health_routes(function: &str) -> Vec<String> {
-    let source = read("src/routes/health.rs");
-    let start = source
-        .find(&format!("fn {function}("))
-        .unwrap_or_else(|| panic!("src/routes/health.rs has no fn {function}"));
-    let rest = &source[start + 3..];
-    // Up to the next function, private or public.
-    let end = ["\nfn ", "\npub fn "]
-        .iter()
-        .filter_map(|next| rest.find(next))
-        .min()
-        .unwrap_or(rest.len());
-    let body = &rest[..end];
-    let routes: Vec<String> = body
-        .match_indices("warp::path!(")
-        .map(|(i, m)| {
-            let args = &body[i + m.len()..];
-            let args = &args[..args.find(')').expect("path! is closed")];
-            args.split('/')
-                .map(|segment| format!("/{}", segment.trim().trim_matches('"')))
-                .collect()
-        })
-        .collect();
-    assert!(!routes.is_empty(), "no routes found in fn {function}");
-    routes
-}
-
-/// The environment variables the app reads: every `env = "NAME"` of src/configuration.rs, and
-/// RUST_LOG, which tracing's `EnvFilter` reads (src/telemetry.rs).
+/// The environment variables the app reads, as its own clap definition (and log filter)
+/// describe them.
 fn app_env_vars() -> Vec<String> {
-    let config = read("src/configuration.rs");
-    let mut names: Vec<String> = config
-        .match_indices("env = \"")
-        .map(|(i, m)| {
-            let rest = &config[i + m.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect();
-    assert!(
-        !names.is_empty(),
-        "no env = \"...\" in src/configuration.rs"
-    );
-    if read("src/telemetry.rs").contains("EnvFilter::try_from_default_env") {
-        names.push("RUST_LOG".to_owned());
-    }
-    names
+    configuration::environment()
+        .into_iter()
+        .map(|setting| setting.name)
+        .collect()
 }
 
-/// The numeric `default_value_t` of the setting read from `env`, from src/configuration.rs.
+/// The numeric default of the setting read from `env`, as clap applies it.
 fn app_default(env: &str) -> i64 {
-    let config = read("src/configuration.rs");
-    let at = config
-        .find(&format!("env = \"{env}\""))
-        .unwrap_or_else(|| panic!("src/configuration.rs reads no {env}"));
-    let rest = &config[at..];
-    let value = rest["default_value_t = ".len() + rest.find("default_value_t = ").unwrap()..]
-        .split([',', '\n', ')'])
-        .next()
-        .unwrap()
-        .trim();
-    match value {
-        "DEFAULT_SHUTDOWN_TIMEOUT_SECS" => DEFAULT_SHUTDOWN_TIMEOUT_SECS as i64,
-        number => number
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{env}: default {number} is not a number")),
-    }
+    let setting = configuration::environment()
+        .into_iter()
+        .find(|setting| setting.name == env)
+        .unwrap_or_else(|| panic!("the app reads no {env}"));
+    let default = setting
+        .default
+        .unwrap_or_else(|| panic!("{env} has no default"));
+    default
+        .parse()
+        .unwrap_or_else(|_| panic!("{env}'s default {default} is not a number"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,7 +387,9 @@ fn the_image_serves_what_the_app_expects() {
         "HEALTHCHECK must run the binary's healthcheck subcommand"
     );
     assert!(
-        read("src/configuration.rs").contains("Healthcheck,"),
+        configuration::Cli::command()
+            .find_subcommand("healthcheck")
+            .is_some(),
         "the app has no healthcheck subcommand any more"
     );
 }
@@ -461,16 +417,16 @@ fn the_environment_module_passes_the_images_facts() {
         "terraform/modules/environment: container_gid is not the image's USER group"
     );
 
-    let readiness = health_routes("ready");
-    let liveness = health_routes("live");
+    let readiness = READY_PATHS;
+    let liveness = [LIVE_PATH];
     let path = env.local("readiness_path");
     let path = string(&path, "local.readiness_path");
     assert!(
-        readiness.iter().any(|r| r == path),
+        readiness.contains(&path),
         "terraform/modules/environment: readiness_path {path} is not a readiness route of the app {readiness:?}"
     );
     assert!(
-        !liveness.iter().any(|r| r == path),
+        !liveness.contains(&path),
         "terraform/modules/environment: {path} is the liveness route; the load balancer must check readiness"
     );
 
@@ -637,7 +593,7 @@ fn deploys_use_the_same_names_routes_and_rules() {
 
     // The smoke test probes a real readiness route.
     let smoke = read(".github/scripts/smoke-test.sh");
-    let readiness = health_routes("ready");
+    let readiness = READY_PATHS;
     assert!(
         readiness.iter().any(|route| smoke
             .lines()

@@ -94,13 +94,7 @@ fn internal_error(panic: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::domain::SystemClock;
-    use crate::metrics::Metrics;
-    use crate::readiness::Readiness;
-    use crate::storage::{Store, StoreConfig};
 
     /// A router with a bug.
     #[derive(Clone, Copy)]
@@ -122,27 +116,10 @@ mod tests {
         }
     }
 
-    fn state(dir: &std::path::Path) -> AppState {
-        let metrics = Arc::new(Metrics::new());
-        let timeout = std::time::Duration::from_secs(1);
-        let config = StoreConfig {
-            lock_timeout: timeout,
-            storage_timeout: timeout,
-            max_concurrent_ops: 1,
-        };
-        let store = Store::open(dir, config, Arc::clone(&metrics)).unwrap();
-        AppState {
-            readiness: Arc::new(Readiness::new(store.clone(), Arc::clone(&metrics), timeout)),
-            store,
-            clock: Arc::new(SystemClock),
-            metrics,
-        }
-    }
-
     #[tokio::test]
     async fn a_panic_while_routing_or_answering_is_a_500_whose_log_line_names_the_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let state = state(dir.path());
+        let state = crate::routes::tests::state(dir.path());
         for router in [Panicking::AsCalled, Panicking::AsPolled] {
             let entry = Entry::new(state.clone(), router);
             let request = Request::builder()

@@ -7,6 +7,11 @@ use super::{AppState, get_or_head, respond, with_state};
 use crate::problem::Problem;
 use crate::readiness::NotReady;
 
+/// The liveness route (the container health check's).
+pub const LIVE_PATH: &str = "/health/live";
+/// The readiness routes (the load balancer's health check uses either).
+pub const READY_PATHS: [&str; 2] = ["/health/ready", "/health"];
+
 /// GET /health/live: 200 while the process serves. Never touches storage, so a slow EFS does
 /// not get healthy tasks killed.
 pub fn live() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
@@ -54,4 +59,31 @@ fn not_ready_problem(not_ready: &NotReady) -> Problem {
         detail,
     )
     .with_extension("checks", checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `warp::path!` takes literals only: this ties the filters to the constants that
+    /// deployments and metrics are checked against.
+    #[tokio::test]
+    async fn the_filters_answer_exactly_the_paths_the_constants_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::routes::tests::state(dir.path());
+        let live = live();
+        let ready = ready(state);
+        for path in [
+            "/health/live",
+            "/health/ready",
+            "/health",
+            "/health/x",
+            "/healthz",
+        ] {
+            let is_live = warp::test::request().path(path).matches(&live).await;
+            let is_ready = warp::test::request().path(path).matches(&ready).await;
+            assert_eq!(is_live, path == LIVE_PATH, "{path}");
+            assert_eq!(is_ready, READY_PATHS.contains(&path), "{path}");
+        }
+    }
 }

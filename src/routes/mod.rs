@@ -28,6 +28,7 @@ use crate::server::TimedBody;
 use crate::storage::Store;
 
 pub use entry::Answer;
+pub use health::{LIVE_PATH, READY_PATHS};
 pub use hello::{HelloError, MAX_BODY_BYTES};
 
 /// What handlers share. Cloned per request; every field is a cheap handle.
@@ -80,4 +81,34 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 /// Boxes any reply into a `Response`, so every branch has one type.
 fn respond(reply: impl Reply) -> Response {
     reply.into_response()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::AppState;
+    use crate::domain::SystemClock;
+    use crate::metrics::Metrics;
+    use crate::readiness::Readiness;
+    use crate::storage::{Store, StoreConfig};
+
+    /// The application's state over a store in `dir`, with one-second timeouts.
+    pub(crate) fn state(dir: &std::path::Path) -> AppState {
+        let metrics = Arc::new(Metrics::new());
+        let timeout = Duration::from_secs(1);
+        let config = StoreConfig {
+            lock_timeout: timeout,
+            storage_timeout: timeout,
+            max_concurrent_ops: 1,
+        };
+        let store = Store::open(dir, config, Arc::clone(&metrics)).unwrap();
+        AppState {
+            readiness: Arc::new(Readiness::new(store.clone(), Arc::clone(&metrics), timeout)),
+            store,
+            clock: Arc::new(SystemClock),
+            metrics,
+        }
+    }
 }

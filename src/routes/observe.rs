@@ -9,6 +9,7 @@ use warp::http::{HeaderValue, Method, Request, Uri, header};
 use warp::reply::Response;
 
 use super::AppState;
+use super::health::{LIVE_PATH, READY_PATHS};
 use crate::problem::InternalCause;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -199,9 +200,9 @@ fn is_acceptable_request_id(value: &HeaderValue) -> bool {
 /// (a test in `routes::openapi` checks that the document lists exactly these).
 pub const ROUTES: [&str; 6] = [
     "/hello/{username}",
-    "/health",
-    "/health/live",
-    "/health/ready",
+    READY_PATHS[1],
+    LIVE_PATH,
+    READY_PATHS[0],
     "/metrics",
     "/openapi.yaml",
 ];

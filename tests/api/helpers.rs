@@ -7,30 +7,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use hello_birthday::configuration;
+
 pub use crate::http::{Connection, Response};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_hello-birthday");
 
 /// Generous: a debug binary on a loaded 2-core CI machine.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Settings every spawned server gets unless a test overrides them. The environment the
-/// tests run in must not leak into the server (a developer's DATA_DIR, say).
-const SETTINGS_ENV: &[&str] = &[
-    "LISTEN_ADDR",
-    "DATA_DIR",
-    "LOG_FORMAT",
-    "LOCK_TIMEOUT_MS",
-    "STORAGE_TIMEOUT_MS",
-    "MAX_STORAGE_OPS",
-    "DRAIN_DELAY_SECS",
-    "SHUTDOWN_TIMEOUT_SECS",
-    "ORPHAN_AGE_SECS",
-    "HEAD_TIMEOUT_MS",
-    "BODY_CHUNK_TIMEOUT_MS",
-    "BODY_TIMEOUT_MS",
-    "KEEP_ALIVE_TIMEOUT_MS",
-];
 
 /// A running `hello-birthday` process.
 pub struct TestServer {
@@ -128,14 +112,21 @@ impl Builder {
     }
 }
 
-/// The binary with none of its settings inherited from the test's environment.
+/// The binary with none of its settings inherited from the test's environment (a
+/// developer's DATA_DIR, say): every variable the app reads, as its clap definition lists
+/// them, is removed, and the log filter set.
 pub fn base_command() -> Command {
     let mut command = Command::new(BINARY);
-    for key in SETTINGS_ENV {
-        command.env_remove(key);
-    }
-    command.env("RUST_LOG", "info");
+    forget_inherited_settings(&mut command);
+    command.env(configuration::LOG_FILTER_ENV, "info");
     command
+}
+
+/// Removes from `command`'s environment every variable the app reads.
+pub fn forget_inherited_settings(command: &mut Command) {
+    for setting in configuration::environment() {
+        command.env_remove(&setting.name);
+    }
 }
 
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {

@@ -3,7 +3,10 @@
 use std::process::Output;
 use std::time::Duration;
 
-use crate::helpers::{Connection, TestServer, base_command, hold_every_lock, listening_addr};
+use crate::helpers::{
+    Connection, TestServer, base_command, forget_inherited_settings, hold_every_lock,
+    listening_addr,
+};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     base_command()
@@ -102,6 +105,44 @@ fn flags_win_over_environment_variables() {
         .env("LOG_FORMAT", "garbage")
         .spawn();
     assert_eq!(server.get("/health/live").status, 200);
+}
+
+#[test]
+fn a_spawned_server_inherits_none_of_the_settings_of_the_tests_environment() {
+    // As if the developer's shell set every variable the app reads to a value it refuses
+    // (`STORAGE_TIMEOUT_MS` once leaked in this way: the helpers' list of them had drifted).
+    let mut command = std::process::Command::new(crate::helpers::BINARY);
+    for setting in hello_birthday::configuration::environment() {
+        command.env(&setting.name, "not a valid value");
+    }
+    forget_inherited_settings(&mut command);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        listening_addr(&line).is_some(),
+        "did not start: {line:?} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
