@@ -1,3 +1,6 @@
+//! The arithmetic of the answer: days to the next birthday (29 February on 28 February in
+//! common years) and the greeting built from it.
+
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};

@@ -1,3 +1,6 @@
+//! Where "now" comes from: the system clock in the service, a fixed one in tests (so that no
+//! test races midnight UTC).
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// Where "now" comes from. Injected so that tests can pin the date instead of racing midnight.

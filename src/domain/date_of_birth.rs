@@ -1,3 +1,5 @@
+//! `DateOfBirth`: a `YYYY-MM-DD` string parsed exactly, a real date, before today (UTC).
+
 use chrono::NaiveDate;
 
 /// A date of birth: a real calendar date strictly before "today" (UTC) at the time it was given.

@@ -1,3 +1,6 @@
+//! `Username`: the path segment of `/hello/<username>`, percent-decoded, NFC-normalised and
+//! checked once, so that code holding one never checks again.
+
 use std::fmt;
 
 use percent_encoding::percent_decode_str;

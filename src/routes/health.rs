@@ -1,3 +1,6 @@
+//! The probes: liveness (the process serves; never touches storage) and readiness (the data
+//! directory can be written and read, and shutdown has not begun).
+
 use serde_json::json;
 use warp::Filter;
 use warp::http::StatusCode;

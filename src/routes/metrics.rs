@@ -1,3 +1,5 @@
+//! `GET /metrics`: the Prometheus registry in the text exposition format.
+
 use warp::Filter;
 use warp::http::header::CONTENT_TYPE;
 use warp::reply::Response;

@@ -1,3 +1,5 @@
+//! What warp leaves unmatched (no route, or a route without that method) as problem details.
+
 use std::convert::Infallible;
 
 use warp::http::{StatusCode, header};

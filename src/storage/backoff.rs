@@ -1,3 +1,6 @@
+//! Jittered exponential backoff for the waits that poll: a lock held by another host (a
+//! blocking lock on NFS may sleep long after its release), a stale handle, a torn read.
+
 use std::time::Duration;
 
 use crate::random::random_u64;
