@@ -86,3 +86,49 @@ impl Reply for Problem {
         response
     }
 }
+
+/// `error` and every error under it (`source()`), joined by ": ", for a log line: the top
+/// message alone often hides what actually failed. A source whose text the line already holds
+/// (a `Display` that names its source, as `thiserror`'s `{source}` does) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let text = source.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = source.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_names_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer failed: {source}")]
+        struct Outer {
+            source: Middle,
+        }
+        #[derive(Debug, thiserror::Error)]
+        #[error("middle failed")]
+        struct Middle {
+            #[source]
+            source: std::io::Error,
+        }
+        let error = Outer {
+            source: Middle {
+                source: std::io::Error::other("disk on fire"),
+            },
+        };
+        assert_eq!(
+            error_chain(&error),
+            "outer failed: middle failed: disk on fire"
+        );
+    }
+}

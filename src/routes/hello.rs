@@ -259,7 +259,7 @@ impl Reply for HelloError {
 
 /// Storage failures are the only 5xx. The client learns whether to retry, never a path.
 fn storage_problem(error: StorageError) -> Problem {
-    let cause = error.to_string();
+    let cause = crate::problem::error_chain(&error);
     let problem = match &error {
         StorageError::Busy(_, BusyCause::Lock) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
