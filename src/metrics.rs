@@ -1,8 +1,9 @@
 //! Prometheus metrics, registered in one registry that `GET /metrics` renders.
 
+pub use crate::storage::StorageMetrics;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Buckets from 0.5 ms to 5 s: local requests take well under a millisecond, EFS adds one or
@@ -27,29 +28,14 @@ pub struct Metrics {
     /// `timeout`, `closed`, `disconnected`), part of a head cut off by `shutdown`, or `other`
     /// (logged at WARN).
     pub connections_aborted: IntCounterVec,
-    /// Latency of storage operations (get, put, probe, sweep), including queueing.
-    pub storage_duration: HistogramVec,
-    /// Failed storage operations, by operation and error kind.
-    pub storage_errors: IntCounterVec,
-    /// Time a writer waited for its user's lock (in-process queue plus the file lock).
-    pub lock_wait: Histogram,
-    /// Writers that gave up after the lock timeout and answered 503.
-    pub lock_timeouts: IntCounter,
-    /// Writes stopped before their rename, by reason: `deadline` (the request's deadline passed
-    /// first) or `lock_lost` (another writer renamed while this one held the user's lock).
-    pub writes_fenced: IntCounterVec,
-    /// Storage operations holding a slot right now (at most `--max-storage-ops`): the
-    /// saturation signal, and what an EFS stall makes climb.
-    pub storage_in_flight: IntGauge,
     /// 1 while the readiness probe passes, 0 otherwise.
     pub ready: IntGauge,
-    /// PUTs answered `write-unconfirmed`: the storage failed after the rename was issued, so
-    /// the write may or may not have taken effect.
-    pub writes_unconfirmed: IntCounter,
     /// Temp files the orphan sweep met, by outcome: `removed` (a crashed writer's file),
     /// `in_use` (old, but its user's lock is held), `error` (could not be listed, checked or
     /// removed). Crashed writers leave the first; a failing file system the last.
     pub orphans_swept: IntCounterVec,
+    /// The store's own metrics (`storage_*`): the store is handed these, not the rest.
+    pub storage: StorageMetrics,
 }
 
 impl Metrics {
@@ -84,53 +70,9 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        let storage_duration = HistogramVec::new(
-            latency(
-                "storage_operation_duration_seconds",
-                "Storage operation latency, including waiting for a slot and a lock.",
-            ),
-            &["operation"],
-        )
-        .expect("valid metric");
-        let storage_errors = IntCounterVec::new(
-            Opts::new("storage_errors_total", "Failed storage operations."),
-            &["operation", "kind"],
-        )
-        .expect("valid metric");
-        let lock_wait = Histogram::with_opts(latency(
-            "storage_lock_wait_seconds",
-            "Time a writer waited for its user's lock.",
-        ))
-        .expect("valid metric");
-        let lock_timeouts = IntCounter::new(
-            "storage_lock_timeouts_total",
-            "Writes that gave up waiting for a lock.",
-        )
-        .expect("valid metric");
-        let writes_fenced = IntCounterVec::new(
-            Opts::new(
-                "storage_writes_fenced_total",
-                "Writes stopped before their rename: past their deadline, or their lock lost.",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        // Both series from the start, so that alerts on their rate see a zero, not a gap.
-        for reason in ["deadline", "lock_lost"] {
-            writes_fenced.with_label_values(&[reason]);
-        }
-        let storage_in_flight = IntGauge::new(
-            "storage_operations_in_flight",
-            "Storage operations running now, each holding one of --max-storage-ops slots.",
-        )
-        .expect("valid metric");
+        let storage = StorageMetrics::new(LATENCY_BUCKETS);
         let ready = IntGauge::new("service_ready", "1 when the readiness probe passes.")
             .expect("valid metric");
-        let writes_unconfirmed = IntCounter::new(
-            "storage_writes_unconfirmed_total",
-            "Writes answered write-unconfirmed: they may or may not have taken effect.",
-        )
-        .expect("valid metric");
         let orphans_swept = IntCounterVec::new(
             Opts::new(
                 "storage_orphans_swept_total",
@@ -168,18 +110,14 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(http_cancelled.clone()),
             Box::new(connections_aborted.clone()),
-            Box::new(storage_duration.clone()),
-            Box::new(storage_errors.clone()),
-            Box::new(lock_wait.clone()),
-            Box::new(lock_timeouts.clone()),
-            Box::new(writes_fenced.clone()),
-            Box::new(storage_in_flight.clone()),
             Box::new(ready.clone()),
-            Box::new(writes_unconfirmed.clone()),
             Box::new(orphans_swept.clone()),
             Box::new(process_start_time),
             Box::new(build_info),
-        ] {
+        ]
+        .into_iter()
+        .chain(storage.collectors())
+        {
             registry
                 .register(collector)
                 .expect("metric names are unique");
@@ -190,22 +128,10 @@ impl Metrics {
             http_duration,
             http_cancelled,
             connections_aborted,
-            storage_duration,
-            storage_errors,
-            lock_wait,
-            lock_timeouts,
-            writes_fenced,
-            storage_in_flight,
             ready,
-            writes_unconfirmed,
             orphans_swept,
+            storage,
         }
-    }
-
-    pub fn storage_error(&self, operation: &str, kind: &str) {
-        self.storage_errors
-            .with_label_values(&[operation, kind])
-            .inc();
     }
 
     /// Counts what one orphan sweep met (see [`Metrics::orphans_swept`]).

@@ -88,7 +88,7 @@ impl Application {
             storage_timeout: settings.storage_timeout(),
             max_concurrent_ops: settings.max_storage_ops as usize,
         };
-        let store = Store::open(&data_dir, config, Arc::clone(&metrics)).map_err(|source| {
+        let store = Store::open(&data_dir, config, metrics.storage.clone()).map_err(|source| {
             StartupError::DataDir {
                 path: data_dir,
                 source,

@@ -103,7 +103,7 @@ pub(crate) mod tests {
             storage_timeout: timeout,
             max_concurrent_ops: 1,
         };
-        let store = Store::open(dir, config, Arc::clone(&metrics)).unwrap();
+        let store = Store::open(dir, config, metrics.storage.clone()).unwrap();
         AppState {
             readiness: Arc::new(Readiness::new(store.clone(), Arc::clone(&metrics), timeout)),
             store,

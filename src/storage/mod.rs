@@ -35,6 +35,7 @@ mod error;
 mod fence;
 mod fs;
 mod layout;
+mod metrics;
 mod pool;
 mod read;
 mod record;
@@ -48,10 +49,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::metrics::Metrics;
 pub use error::{BusyCause, StorageError};
 pub use fs::{FileSystem, StdFs};
 pub use layout::{LOCK_STRIPES, Layout};
+pub use metrics::StorageMetrics;
 use pool::Pool;
 pub use record::{Record, SCHEMA_VERSION};
 pub use sweep::SweepReport;
@@ -105,7 +106,7 @@ struct Inner<F> {
     instance: String,
     /// Makes each temp file name of this process unique.
     sequence: AtomicU64,
-    metrics: Arc<Metrics>,
+    metrics: StorageMetrics,
     /// `storage_duration` by operation, looked up once rather than by label per request.
     durations: [prometheus::Histogram; Operation::ALL.len()],
 }
@@ -137,7 +138,7 @@ impl Store<StdFs> {
     pub fn open(
         root: impl Into<PathBuf>,
         config: StoreConfig,
-        metrics: Arc<Metrics>,
+        metrics: StorageMetrics,
     ) -> Result<Self, StorageError> {
         let store = Self::with_fs(StdFs, root, config, metrics);
         store.prepare()?;
@@ -151,7 +152,7 @@ impl<F: FileSystem> Store<F> {
         fs: F,
         root: impl Into<PathBuf>,
         config: StoreConfig,
-        metrics: Arc<Metrics>,
+        metrics: StorageMetrics,
     ) -> Self {
         let slot_count = config.max_concurrent_ops.max(1);
         Self {

@@ -9,12 +9,10 @@ use chrono::{NaiveDate, Utc};
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::domain::{DateOfBirth, Username};
-use crate::metrics::Metrics;
 use crate::storage::read::READ_ATTEMPTS;
 
 mod read;
@@ -174,7 +172,7 @@ const STALL: Duration = Duration::from_millis(2500);
 struct Fixture<F: FileSystem> {
     _dir: tempfile::TempDir,
     store: Store<F>,
-    metrics: Arc<Metrics>,
+    metrics: StorageMetrics,
 }
 
 fn fixture_with<F: FileSystem>(fs: F) -> Fixture<F> {
@@ -183,8 +181,8 @@ fn fixture_with<F: FileSystem>(fs: F) -> Fixture<F> {
 
 fn fixture_with_config<F: FileSystem>(fs: F, config: StoreConfig) -> Fixture<F> {
     let dir = tempfile::tempdir().unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let store = Store::with_fs(fs, dir.path(), config, Arc::clone(&metrics));
+    let metrics = StorageMetrics::default();
+    let store = Store::with_fs(fs, dir.path(), config, metrics.clone());
     store.prepare().unwrap();
     Fixture {
         _dir: dir,

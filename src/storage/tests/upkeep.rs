@@ -78,7 +78,7 @@ async fn a_stalled_file_system_fills_the_slots_and_later_requests_get_busy() {
         FaultyFs::default(),
         dir.path(),
         config,
-        Arc::new(Metrics::new()),
+        StorageMetrics::default(),
     );
     store.prepare().unwrap();
     for _ in 0..2 {
@@ -127,7 +127,7 @@ async fn the_probe_takes_no_slot_so_a_saturated_instance_stays_ready() {
         storage_timeout: Duration::from_secs(5),
         max_concurrent_ops: 1,
     };
-    let store = Store::with_fs(StdFs, dir.path(), config, Arc::new(Metrics::new()));
+    let store = Store::with_fs(StdFs, dir.path(), config, StorageMetrics::default());
     store.prepare().unwrap();
     // Another process holds every lock, so a write holds the only slot while it waits.
     let held: Vec<File> = (0..LOCK_STRIPES)
