@@ -1,4 +1,4 @@
-//! The pool's own tests: deadlines, panics, thread reuse and growth, and shutdown.
+//! The pool's own tests: stalled calls never hold up others, threads grow with slow calls and stay bounded, deadlines, panics, and a dropped pool's threads exit.
 
 use super::*;
 use std::sync::mpsc;
