@@ -183,10 +183,10 @@ def dashboard_queries(dashboard, rate_interval):
     return out
 
 
-def prometheus_config(targets_file, alertmanager, rules_file):
+def prometheus_config(targets_file, alertmanager, rules_file=None):
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-        "rule_files": [rules_file],
+        "rule_files": [rules_file] if rules_file else [],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [{
             "job_name": JOB,
@@ -247,12 +247,12 @@ class Rehearsal:
         self.procs.start(["prometheus-alertmanager", f"--config.file={am_dir}/alertmanager.yml",
                           f"--storage.path={am_dir}", f"--web.listen-address=127.0.0.1:{am_port}",
                           "--cluster.listen-address="], os.path.join(self.work, "alertmanager.log"))
-        rules = os.path.join(self.work, "rules.yml")
+        self.rules = os.path.join(self.work, "rules.yml")
         with open(os.path.join(ROOT, "monitoring", "rules.yml")) as f:
             scaled = scale_rules(f.read(), self.args.scale)
-        with open(rules, "w") as f:
+        with open(self.rules, "w") as f:
             f.write(scaled)
-        subprocess.run(["promtool", "check", "rules", rules], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["promtool", "check", "rules", self.rules], check=True, stdout=subprocess.DEVNULL)
         self.targets_file = os.path.join(self.work, "targets.json")
         # The first instances are in service discovery before Prometheus starts, as a
         # running service's are: no moment without a target.
@@ -260,11 +260,13 @@ class Rehearsal:
             self.instances.append(Instance(self, f"v1-{n}"))
         threading.Thread(target=self.health_checks, daemon=True).start()
         self.write_targets()
-        config = os.path.join(self.work, "prometheus.yml")
-        with open(config, "w") as f:
-            json.dump(prometheus_config(self.targets_file, f"127.0.0.1:{am_port}", rules), f)
+        # Without the rules at first: see load_rules.
+        self.alertmanager = f"127.0.0.1:{am_port}"
+        self.prom_config = os.path.join(self.work, "prometheus.yml")
+        with open(self.prom_config, "w") as f:
+            json.dump(prometheus_config(self.targets_file, self.alertmanager), f)
         lookback = max(1, round(300 / self.args.scale))
-        self.procs.start(["prometheus", f"--config.file={config}",
+        self.prom_proc = self.procs.start(["prometheus", f"--config.file={self.prom_config}",
                           f"--storage.tsdb.path={self.work}/tsdb",
                           f"--web.listen-address=127.0.0.1:{prom_port}",
                           "--rules.alert.resend-delay=1s", f"--query.lookback-delta={lookback}s"],
@@ -272,6 +274,17 @@ class Rehearsal:
         self.prom = f"http://127.0.0.1:{prom_port}"
         poll("Prometheus to be ready", 30, lambda: self._ok(f"{self.prom}/-/ready"))
         poll("Alertmanager to be ready", 30, lambda: self._ok(f"http://127.0.0.1:{am_port}/-/ready"))
+
+    def load_rules(self):
+        """Loads the rules into Prometheus (SIGHUP), once it has scraped the first instances.
+        Its discovery hands targets to the scrapers in batches 5 s apart, so the first scrape
+        comes about 5 s after its start: with the rules loaded from the start, absent(up) would
+        hold TooFewInstances pending for just about its scaled `for` of 5 s."""
+        poll("the first instances scraped", 20, lambda: self.scraped()[0] >= {i.addr for i in self.instances})
+        with open(self.prom_config, "w") as f:
+            json.dump(prometheus_config(self.targets_file, self.alertmanager, self.rules), f)
+        self.prom_proc.send_signal(signal.SIGHUP)
+        poll("the rules loaded", 20, lambda: prom_get(self.prom, "/api/v1/rules")["groups"], 0.1)
 
     @staticmethod
     def _ok(url):
@@ -393,7 +406,7 @@ class Rehearsal:
     def run(self):
         self.setup()
         log(f"Prometheus {self.prom}, rules scaled 1/{self.args.scale}, work dir {self.work}")
-        poll("the first instances scraped", 20, lambda: self.scraped()[0] >= {i.addr for i in self.instances})
+        self.load_rules()
         threading.Thread(target=self.traffic, daemon=True).start()
         # Every window of the fast alerts has data before anything is judged.
         warm = max(10, round(3600 / self.args.scale / 4))
