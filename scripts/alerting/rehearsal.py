@@ -4,7 +4,9 @@ instances of the release binary and notifies a real Alertmanager, whose webhook 
 A clean rolling deploy must fire nothing; each injected fault must fire its alerts, which
 must resolve once the fault is gone; every query of the dashboard must return data. Durations
 of the rules are divided by --scale (scale.py) and Prometheus scrapes and evaluates every
-second: the only test-time change, made to a copy. Stdlib only; every process started here is
+second, on a copy of the rules; the instances run with --orphan-age 1 (so that a planted
+orphan is old enough for the next sweep, which runs every minute): the only test-time
+changes. The storage faults are in faults.py. Stdlib only; every process started here is
 ended by pid on every exit, and every wait is a poll with a deadline.
 
 Usage (as root: the data directory is a tmpfs remounted read-only for one fault):
@@ -31,6 +33,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import faults  # noqa: E402
 from scale import scale_rules  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -93,6 +96,11 @@ class Notifications:
         with self.lock:
             return {name for t, name, status in self.events if t >= since and status == "firing"}
 
+    def firings(self, name, since):
+        """Times at which an alert of this name (any labels) went to firing since `since`."""
+        with self.lock:
+            return [t for t, n, s in self.events if n == name and s == "firing" and t >= since]
+
     def first(self, name, status, since):
         with self.lock:
             times = [t for t, n, s in self.events if n == name and s == status and t >= since]
@@ -151,7 +159,7 @@ class Instance:
         self.log_path = os.path.join(rehearsal.work, f"{name}.log")
         self.proc = rehearsal.procs.start(
             [rehearsal.binary, "--listen", "127.0.0.1:0", "--data-dir", rehearsal.data,
-             "--log-format", "json"], self.log_path)
+             "--log-format", "json", "--orphan-age", "1"], self.log_path)
         self.addr = poll(f"{name} to listen", 20, self._listening, 0.02)
 
     def _listening(self):
@@ -224,13 +232,17 @@ class Rehearsal:
         self.args = args
         self.binary = os.path.abspath(args.binary)
         self.work = tempfile.mkdtemp(prefix="alerting-")
-        self.data = os.path.join(self.work, "data")
+        self.data = os.path.join(os.path.realpath(self.work), "data")
+        self.layout = faults.Layout(self.data)
+        self.plan = faults.Plan()
         self.procs = Processes()
         self.notes = Notifications()
         self.instances = []  # in service discovery
         self.mounted = False
         self.timings = []  # (phase, alert, fired after s, resolved after s)
         self.traffic_stop = threading.Event()
+        self.background = []  # faults running on threads of their own (background_fault)
+        self.cleanups = []  # run before the processes are killed and the tmpfs unmounted
 
     # -- setup --
     def setup(self):
@@ -333,6 +345,7 @@ class Rehearsal:
     # it), half PUT and half GET over 676 users --
     def traffic(self, rate=15, max_in_flight=64):
         rng = random.Random(1)
+        users = faults.traffic_users()
         in_flight = threading.Semaphore(max_in_flight * 4)
 
         def one(addr, put, user, day):
@@ -355,7 +368,7 @@ class Rehearsal:
         while not self.traffic_stop.is_set():
             for instance in list(self.instances):
                 if instance.proc.poll() is None and in_flight.acquire(blocking=False):
-                    user = "user" + chr(97 + rng.randrange(26)) + chr(97 + rng.randrange(26))
+                    user = users[rng.randrange(len(users))]
                     threading.Thread(target=one, daemon=True, args=(
                         instance.addr, rng.random() < 0.5, user, rng.randrange(1, 29))).start()
             next_at += 1 / rate
@@ -380,28 +393,217 @@ class Rehearsal:
         result = prom_get(self.prom, "/api/v1/query", query=f"max_over_time(ALERTS[{seconds}s])")["result"]
         return sorted({(r["metric"]["alertname"], r["metric"]["alertstate"]) for r in result})
 
-    def fault(self, phase, expect, allow, inject, heal, resolve_deadline=120, fire_deadline=90):
-        """inject(); every alert of `expect` fires; heal(); every one resolves. Nothing but
-        `expect`, `allow` and the sticky slow-burn tickets may fire meanwhile."""
-        log(f"== {phase}: injecting")
+    def _fire(self, label, expect, inject, fire_deadline):
+        """inject(); wait until every alert of `expect` has fired. (start, {alert: seconds})."""
         started = time.monotonic()
         inject()
         poll(f"{sorted(expect)} to fire", fire_deadline,
              lambda: set(expect) <= self.notes.fired_since(started), 0.25)
-        healed = time.monotonic()
         fired = {name: self.notes.first(name, "firing", started) - started for name in expect}
-        log(f"   fired: " + ", ".join(f"{n} after {fired[n]:.1f} s" for n in sorted(expect)))
-        heal()
-        log(f"   healing {healed - started:.1f} s after the fault; waiting for the alerts to resolve")
+        log(f"   {label}fired: " + ", ".join(f"{n} after {fired[n]:.1f} s" for n in sorted(expect)))
+        return started, fired
+
+    def _resolved(self, phase, expect, fired, healed, resolve_deadline):
+        """Wait until every alert of `expect` has resolved; note the timings."""
         poll(f"{sorted(expect)} to resolve", resolve_deadline,
              lambda: not (set(expect) & self.notes.firing()), 0.25)
         for name in sorted(expect):
             resolved = self.notes.first(name, "resolved", healed)
             self.timings.append((phase, name, fired[name], resolved - healed))
             log(f"   {name}: fired {fired[name]:.1f} s after the fault, resolved {resolved - healed:.1f} s after the heal began")
-        unexpected = self.notes.fired_since(started) - set(expect) - set(allow) - STICKY
+
+    def fault(self, phase, expect, allow, inject, heal, resolve_deadline=120, fire_deadline=90):
+        """inject(); every alert of `expect` fires; heal(); every one resolves. Nothing but
+        `expect`, `allow`, the sticky slow-burn tickets and the alerts of background faults may
+        fire meanwhile."""
+        log(f"== {phase}: injecting")
+        started, fired = self._fire("", expect, inject, fire_deadline)
+        healed = time.monotonic()
+        heal()
+        log(f"   healing {healed - started:.1f} s after the fault; waiting for the alerts to resolve")
+        self._resolved(phase, expect, fired, healed, resolve_deadline)
+        # A background fault's alert is excused for the one time it fires, not for a second.
+        background = {name for job in self.background for name in job["expect"]
+                      if len(self.notes.firings(name, job["started_at"])) <= 1}
+        unexpected = self.notes.fired_since(started) - set(expect) - set(allow) - STICKY - background
         if unexpected:
             raise Failure(f"{phase}: unexpected alerts fired: {sorted(unexpected)}")
+        # The next fault starts from quiet: an allowed alert still firing, or one still pending
+        # (a burn rate's long window drains after the errors stop), would otherwise show in it.
+        ignored = STICKY | {name for job in self.background for name in job["expect"]}
+        also = sorted((self.notes.fired_since(started) & set(allow)))
+        poll("every alert of the fault, allowed ones and pending ones included, to clear", resolve_deadline,
+             lambda: not (self.active_alerts() | self.notes.firing()) - ignored, 0.25)
+        log(f"   all clear {time.monotonic() - healed:.1f} s after the heal began"
+            + (f" (also fired, as allowed: {', '.join(also)})" if also else ""))
+
+    def active_alerts(self):
+        """Names of the alerts pending or firing in Prometheus now."""
+        return {r["metric"]["alertname"] for r in prom_get(self.prom, "/api/v1/query", query="ALERTS")["result"]}
+
+    def background_fault(self, phase, expect, inject, heal, fire_deadline=90, resolve_deadline=120):
+        """fault(), for a fault whose alerts take long to fire or to resolve and which touches
+        nothing the other faults are judged on: injected, awaited and healed on a thread of its
+        own while the rehearsal goes on. Its alerts may fire during the other faults.
+        background_healed() waits for the heal, background_resolved() for the resolution
+        (resolve_deadline counted from the heal)."""
+        job = {"phase": phase, "expect": set(expect), "error": None, "done": threading.Event(),
+               "fire_deadline": fire_deadline, "resolve_deadline": resolve_deadline,
+               "started_at": time.monotonic()}
+
+        def run():
+            try:
+                job["started"], job["fired"] = self._fire(f"{phase}: ", expect, inject, fire_deadline)
+                job["healed"] = time.monotonic()
+                heal()
+                log(f"   {phase}: healed {job['healed'] - job['started']:.1f} s after the fault")
+            except Exception as e:  # noqa: BLE001 (raised again by background_healed)
+                job["error"] = e
+            finally:
+                job["done"].set()
+        log(f"== {phase}: injecting, in the background")
+        self.background.append(job)
+        threading.Thread(target=run, daemon=True).start()
+
+    def background_healed(self):
+        for job in self.background:
+            if not job["done"].wait(job["fire_deadline"] + 30):
+                raise Failure(f"{job['phase']}: neither fired nor failed within {job['fire_deadline'] + 30} s")
+            if job["error"]:
+                raise Failure(f"{job['phase']}: {job['error']}")
+
+    def background_resolved(self):
+        self.background_healed()
+        for job in self.background:
+            left = job["healed"] + job["resolve_deadline"] - time.monotonic()
+            log(f"== {job['phase']}: waiting up to {max(left, 1):.0f} s for the alerts to resolve")
+            self._resolved(job["phase"], job["expect"], job["fired"], job["healed"], max(left, 1))
+            again = sorted(n for n in job["expect"] if len(self.notes.firings(n, job["started_at"])) > 1)
+            if again:
+                raise Failure(f"{job['phase']}: fired more than once: {again}")
+
+    # -- the storage faults (faults.py says what each touches) --
+    def strace(self, instance, syscall, paths, inject, name):
+        """strace filtered to `paths` attached to `instance`, once it traces every thread."""
+        tracer = self.procs.start(faults.strace_command(instance.proc.pid, syscall, paths, inject),
+                                  os.path.join(self.work, f"strace-{name}.log"))
+
+        def attached():
+            if tracer.poll() is not None:
+                raise Failure(f"strace on {instance.name} exited {tracer.returncode}")
+            return faults.all_threads_traced(instance.proc.pid)
+        poll(f"strace attached to {instance.name}", 10, attached, 0.05)
+        return tracer
+
+    @staticmethod
+    def detach(tracer):
+        tracer.send_signal(signal.SIGTERM)
+        tracer.wait(timeout=10)
+
+    def lock_lost(self):
+        """A peer replaces a user's record by rename without its lock while that user's PUTs
+        go to one instance, until one of them is fenced with lock_lost (the writer's second read
+        of the record, just before its rename, differs from the one it took the lock with)."""
+        instance, user = self.instances[1], self.plan.lock_lost_user
+        peer = faults.LocklessPeer(self.layout, user)
+        self.cleanups.append(peer.stop)
+        peer.start()
+        puts = []
+
+        def fenced():
+            puts.append(faults.put(instance.addr, user))
+            return faults.metric_value(faults.scrape(instance.addr), "storage_writes_fenced_total",
+                                       'reason="lock_lost"') > 0
+        try:
+            poll("a write fenced with lock_lost", 20, fenced, 0)
+        finally:
+            peer.stop()
+        log(f"   lock lost: {len(puts)} PUT(s) to {instance.name} ({puts[-1]}), {peer.renames} renames by the peer")
+
+    def break_sweep(self):
+        """Orphans for the sweep to remove, and a fan-out directory it cannot list (openat of
+        that one directory fails with EIO on one instance; no request opens it)."""
+        instance = self.instances[0]
+        self.unlistable = self.layout.fan_out_dir(self.plan.unlistable_fan_out)
+        os.makedirs(self.unlistable, exist_ok=True)
+        self.sweep_tracer = self.strace(instance, "openat", [self.unlistable], "error=EIO", "sweep")
+        self.orphans = faults.plant_orphans(self.layout, self.plan.orphan_keys)
+        log(f"   {len(self.orphans)} orphans planted; {self.unlistable} unlistable on {instance.name}; "
+            "the next sweeps are within a minute")
+
+    def mend_sweep(self):
+        self.detach(self.sweep_tracer)
+        os.rmdir(self.unlistable)
+        left = sum(os.path.exists(p) for p in self.orphans)
+        log(f"   {len(self.orphans) - left} of the {len(self.orphans)} orphans removed by the sweep")
+
+    def storage_faults(self):
+        """The faults of storage.md's own failure modes: locks held, calls stalled past the
+        deadline on either side of the fence, a lock that did not exclude, the orphan sweep."""
+        # Two faults whose alerts resolve slowly (an increase over the scaled 1 h and 6 h) run
+        # on their own threads from here on; they touch one user, and files only the sweep
+        # looks at.
+        self.background_fault("a peer renaming a record without its lock",
+                              expect={"HelloBirthdayWriteLockLost"},
+                              inject=self.lock_lost, heal=lambda: None,
+                              resolve_deadline=round(3600 / self.args.scale) + 60)
+        self.background_fault(
+            f"crashed writers' {len(self.plan.orphan_keys)} temp files, and a directory the sweep cannot list (EIO)",
+            expect={"HelloBirthdayOrphansFound", "HelloBirthdaySweepFailing"},
+            inject=self.break_sweep, heal=self.mend_sweep, fire_deadline=100,
+            resolve_deadline=round(6 * 3600 / self.args.scale) + 60)
+
+        holder = faults.StripeHolder(self.layout, self.plan.busy_stripes)
+        self.cleanups.append(holder.release)
+        # Lock waits of 2 s on a share of PUTs: 503 storage-busy (the busy and availability
+        # alerts) and a slow p99 of storage puts (StorageSlow).
+        self.fault(f"another writer holds {len(self.plan.busy_stripes)} lock stripes "
+                   f"({self.plan.busy_share:.0%} of the users' writes wait on them)",
+                   expect={"HelloBirthdayStorageBusy", "HelloBirthdayStorageSlow",
+                           "HelloBirthdayAvailabilityFastBurn"},
+                   allow={"HelloBirthdayAvailabilityMediumBurn"},
+                   inject=lambda: poll("the stripes held", 10, holder.try_take, 0.01),
+                   heal=holder.release)
+
+        stalls = {}
+
+        def stall():
+            # On one instance, the directory fsync after the rename of one user (alone in its
+            # fan-out directory) takes 6 s: past the 5 s --storage-timeout, after the fence, so
+            # each PUT is answered write-unconfirmed. On another, the lock call of three users
+            # (each on a stripe of its own) takes 6 s: before the fence, so each PUT is fenced
+            # by its deadline and answered storage-timeout. Each loop's PUTs end every 5 s; the
+            # loops are staggered so that a fenced write falls every 1.7 s.
+            unconfirmed, fenced = self.instances[1], self.instances[2]
+            user = self.plan.unconfirmed_user
+            if faults.put(unconfirmed.addr, user) != (204, None):
+                raise Failure(f"the first PUT of {user} failed")
+            fan_out = os.path.dirname(self.layout.record(faults.record_key(user)))
+            locks = [self.layout.lock_file(faults.stripe_of(faults.record_key(u))) for u in self.plan.fenced_users]
+            stalls["tracers"] = [
+                self.strace(unconfirmed, "fsync", [fan_out], f"delay_enter={STALL_US}", "unconfirmed"),
+                self.strace(fenced, "flock", locks, f"delay_enter={STALL_US}", "fenced")]
+            stalls["loops"] = [faults.PutLoop(unconfirmed.addr, user).start()] + [
+                faults.PutLoop(fenced.addr, u, delay=n * STORAGE_TIMEOUT_S / len(self.plan.fenced_users)).start()
+                for n, u in enumerate(self.plan.fenced_users)]
+            self.cleanups.extend(loop.stop for loop in stalls["loops"])
+
+        def unstall():
+            for loop in stalls["loops"]:
+                loop.stop()
+            for tracer in stalls["tracers"]:
+                self.detach(tracer)
+            for loop in stalls["loops"]:
+                if not loop.join(10):
+                    raise Failure(f"the PUT loop of {loop.username} did not stop")
+                log(f"   PUTs of {loop.username}: {loop.answers}")
+        self.fault(f"storage calls stalled {STALL_US // 1_000_000} s (one user's directory fsync on one instance, "
+                   f"{len(self.plan.fenced_users)} users' lock calls on another)",
+                   expect={"HelloBirthdayWritesUnconfirmed", "HelloBirthdayWritesFencedByDeadline",
+                           "HelloBirthdayStorageErrors"},
+                   allow={"HelloBirthdayAvailabilityFastBurn", "HelloBirthdayAvailabilityMediumBurn",
+                          "HelloBirthdayStorageSlow", "HelloBirthdayStorageBusy"},
+                   inject=stall, heal=unstall)
 
     def run(self):
         self.setup()
@@ -430,6 +632,12 @@ class Rehearsal:
             raise Failure(f"the clean roll raised alerts: {seen} {sorted(self.notes.fired_since(roll_start))}")
         log(f"   nothing pending or firing over the {window} s of the roll and after it")
         self.roll_s = time.monotonic() - roll_start
+
+        self.storage_faults()
+
+        # The sweep fails on a read-only directory if it finds anything to remove: the
+        # background faults are over before it.
+        self.background_healed()
 
         def remount(mode):
             subprocess.run(["mount", "-o", f"remount,{mode}", self.data], check=True)
@@ -500,6 +708,7 @@ class Rehearsal:
                    expect={"HelloBirthdayRestarting", "HelloBirthdayVersionSplit"}, allow=set(),
                    inject=crash_loop_and_stuck_deploy, heal=roll_back)
 
+        self.background_resolved()
         self.check_dashboard()
 
     def check_dashboard(self):
@@ -520,6 +729,11 @@ class Rehearsal:
 
     def cleanup(self):
         self.traffic_stop.set()
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception as e:  # noqa: BLE001 (the processes and the mount come next)
+                print(f"cleanup: {e}", file=sys.stderr)
         self.procs.stop_all()
         if self.mounted:
             subprocess.run(["mount", "-o", "remount,rw", self.data], stderr=subprocess.DEVNULL)
@@ -533,6 +747,11 @@ class Rehearsal:
 # Slow-burn tickets (1x over 3 d and 6 h) need the scaled 6 h window to empty before they
 # resolve: longer than the rehearsal. They may fire after the first fault and stay firing.
 STICKY = {"HelloBirthdayAvailabilitySlowBurn", "HelloBirthdayLatencySlowBurn"}
+
+# The service's default --storage-timeout (the instances run with it), and a stalled storage
+# call: one second longer.
+STORAGE_TIMEOUT_S = 5
+STALL_US = (STORAGE_TIMEOUT_S + 1) * 1_000_000
 
 
 def main():

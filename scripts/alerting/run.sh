@@ -22,4 +22,4 @@ if [ -z "$BIN" ]; then
   cargo build --release --locked --bin hello-birthday 2>&1 | tail -n 1
   BIN=target/release/hello-birthday
 fi
-exec timeout 600 python3 scripts/alerting/rehearsal.py --binary "$BIN"
+exec timeout 780 python3 scripts/alerting/rehearsal.py --binary "$BIN"
