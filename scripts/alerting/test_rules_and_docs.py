@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(ROOT, "monitoring"))
 sys.path.insert(0, HERE)
 
 import dashboard  # noqa: E402
-from rehearsal import Notifications, dashboard_queries  # noqa: E402
+from rehearsal import STICKY, Notifications, dashboard_queries  # noqa: E402
 
 
 def read(*path):
@@ -56,6 +56,27 @@ class RulesAndRunbooks(unittest.TestCase):
             with self.subTest(name):
                 self.assertIn((name, ""), cases, "no case where it fires")
                 self.assertIn((name, " []"), cases, "no case where it stays silent")
+
+
+class Rehearsed(unittest.TestCase):
+    """Every alert is fired by a real fault in the alerting rehearsal, and docs/testing.md says
+    which."""
+
+    SOURCE = read("scripts", "alerting", "rehearsal.py")
+    EXPECTED = {name for block in re.findall(r"expect=\{([^}]*)\}", SOURCE)
+                for name in re.findall(r'"(HelloBirthday\w+)"', block)}
+
+    def test_every_alert_is_expected_of_a_fault(self):
+        # The slow-burn tickets fire too, but cannot resolve within the run.
+        self.assertEqual(set(ALERTS) - self.EXPECTED - STICKY, set())
+        self.assertLessEqual(self.EXPECTED | STICKY, set(ALERTS))
+
+    def test_the_testing_doc_names_every_rehearsed_alert(self):
+        testing = read("docs", "testing.md")
+        section = testing.split("### Alerts with real parts", 1)[1].split("\n### ", 1)[0]
+        for name in sorted(self.EXPECTED):
+            with self.subTest(name):
+                self.assertIn(f"`{name}`", section)
 
 
 class Dashboard(unittest.TestCase):
