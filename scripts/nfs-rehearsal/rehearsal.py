@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import history  # noqa: E402
@@ -266,9 +266,7 @@ class Lab:
             raise ScenarioError(f"{host.name} not ready within {timeout:.0f} s")
         if host.proc.poll() is not None:
             raise ScenarioError(f"{host.name} exited at startup with {host.proc.returncode} (see {host.log_path})")
-        for d in self.down:
-            if d.host == host.name and d.end is None:
-                d.end = now()
+        self.end_down(host, now())
 
     def ready(self, host: Host) -> bool:
         try:
@@ -287,9 +285,7 @@ class Lab:
         t = now()
         if host.paused_at is not None:  # SIGKILL ends a stopped process too; the pause ends here
             host.paused_at = None
-            for d in self.down:
-                if d.host == host.name and d.kind == "paused" and d.end is None:
-                    d.end = t
+            self.end_down(host, t, "paused")
         self.down.append(inv.DownInterval(host.name, t, None))
         if host.proc is not None:
             self.kill_proc(host.proc)
@@ -327,10 +323,14 @@ class Lab:
             host.proc.send_signal(signal.SIGCONT)
         t = now()
         host.paused_at = None
-        for d in self.down:
-            if d.host == host.name and d.kind == "paused" and d.end is None:
-                d.end = t  # requests under way in the pause: their deadlines start now
+        self.end_down(host, t, "paused")  # requests under way in the pause: their deadlines start now
         return t
+
+    def end_down(self, host: Host, t: float, kind: str | None = None) -> None:
+        """Ends the host's open down intervals (of `kind` only, if given) at `t`."""
+        for d in self.down:
+            if d.host == host.name and d.end is None and kind in (None, d.kind):
+                d.end = t
 
     def restart(self, host: Host) -> float:
         """Graceful restart; returns when the new process was started (its sweep runs then)."""
@@ -472,6 +472,16 @@ class Lab:
             raise ScenarioError(f"final record of {user} is torn: {detail}")
         return inv.FinalRecord(user, t, dob)
 
+    def temps_of(self, user: str) -> list[str]:
+        """`user`'s temp files on the server (a write under way, or its orphan), as paths
+        relative to the export."""
+        key = key_of(user)
+        fan = os.path.join(self.server_root, "users", key[:2])
+        try:
+            return [f"users/{key[:2]}/{n}" for n in os.listdir(fan) if n.startswith(f".{key}.json.tmp-")]
+        except FileNotFoundError:
+            return []
+
     def scan_orphans(self) -> list[str]:
         """Temp and probe files on the server, as paths relative to the export."""
         found = []
@@ -485,24 +495,29 @@ class Lab:
 
     # -- the end
 
-    def cleanup(self) -> None:
-        """Every exit path: heal links, restore nfsd, free the space, kill what we started."""
-        for i in sorted(self.cut_links):
-            subprocess.run(["ip", "link", "set", f"st{i}", "up"], capture_output=True, timeout=10)
-        for i in sorted(self.netem_links):
-            subprocess.run(["tc", "qdisc", "del", "dev", f"st{i}", "root"], capture_output=True, timeout=10)
+    def undo_steps(self) -> list:
+        """What is still done to the lab (a pause, a cut or slowed link, nfsd stopped, the export
+        filled), as (what, how to undo it): after each scenario (rehearsal.restore) and at the end."""
+        steps = []
         for h in self.hosts:
-            if h.paused_at is not None and h.proc is not None and h.proc.poll() is None:
-                h.proc.send_signal(signal.SIGCONT)
+            if h.paused_at is not None:
+                steps.append((f"SIGCONT {h.name}", lambda h=h: self.resume(h)))
+            if h.index in self.cut_links:
+                steps.append((f"heal {h.name}", lambda h=h: self.heal(h)))
+            if h.index in self.netem_links:
+                steps.append((f"netem off {h.name}", lambda h=h: self.netem_off(h)))
         if self.nfsd_threads_to_restore is not None:
-            try:
-                self.nfsd_start()
-            except (OSError, subprocess.SubprocessError, ScenarioError):
-                pass
+            steps.append(("restart nfsd", self.nfsd_start))
         if self.fill_path:
+            steps.append(("free the export", lambda: (os.unlink(self.fill_path), setattr(self, "fill_path", None))))
+        return steps
+
+    def cleanup(self) -> None:
+        """Every exit path: undo what is still done to the lab, kill what we started."""
+        for _, step in self.undo_steps():
             try:
-                os.unlink(self.fill_path)
-            except OSError:
+                step()
+            except Exception:  # noqa: BLE001 - the next steps must still run
                 pass
         self.watcher.stop()
         with self.procs_lock:
@@ -755,7 +770,7 @@ class Scenario:
         users = set(self.users)
         with self.lab.watcher.lock:
             obs = [o for o in self.lab.watcher.observations if o.user in users]
-        self.breaches = inv.check(reqs, obs, self.leftovers, self.lab.down, self.finals, inv.Limits(DEADLINE_S, ORPHAN_AGE_S))
+        self.breaches = inv.check(reqs, obs, self.leftovers, self.lab.down, self.finals, limits())
         self.stats = summarize(reqs)
         self.lab.watcher.retire(users)
         for line in format_stats(self.stats):
@@ -1010,6 +1025,16 @@ def scenario_c(lab: Lab, sc: Scenario) -> None:
     sc.sweep_check(h2)
 
 
+def serve(lab: Lab, sc: Scenario, w: Workers, host: Host, users: list[str]):
+    """A worker's body: PUT and GET `users` in turn via `host`, tagged "others"."""
+    def body(i):
+        u = users[i % len(users)]
+        lab.put(host, u, sc.letter, "others")
+        lab.get(host, u, sc.letter, "others")
+        w.stop.wait(0.1)
+    return body
+
+
 def scenario_d(lab: Lab, sc: Scenario) -> None:
     h1, h2, h3 = lab.hosts
     x = sc.user("x")
@@ -1038,29 +1063,19 @@ def scenario_d(lab: Lab, sc: Scenario) -> None:
             in_flight.append(r)
 
     w.spawn("d-x-loop-h1", x_loop, 40, 400)
-    key = key_of(x)
-    fan = os.path.join(lab.server_root, "users", key[:2])
-    prefix = f".{key}.json.tmp-"
-
-    def temp_of_x():
-        try:
-            return [n for n in os.listdir(fan) if n.startswith(prefix)]
-        except FileNotFoundError:
-            return []
-
-    seen = lab.wait_until(lambda: bool(temp_of_x()), 20, 0.002)
+    seen = lab.wait_until(lambda: bool(lab.temps_of(x)), 20, 0.002)
     if not seen:
         w.join()
         lab.netem_off(h1)
         raise ScenarioError(f"no temp file of {x} from {h1.name} appeared within 20 s")
     t_cut = lab.cut(h1)
     cut.set()
-    names = temp_of_x()
-    for n in names:
-        lab.watcher.note_temp(f"users/{key[:2]}/{n}", t_cut)
+    temps = lab.temps_of(x)
+    for rel in temps:
+        lab.watcher.note_temp(rel, t_cut)
     lab.netem_off(h1)
     tl["cut_at"] = sc.at(t_cut)
-    sc.say(f"{h1.name}'s temp file {names} of {x} appeared on the server; cut st1 at {sc.at(t_cut)}, netem removed")
+    sc.say(f"{h1.name}'s temp file {[os.path.basename(r) for r in temps]} of {x} appeared on the server; cut st1 at {sc.at(t_cut)}, netem removed")
 
     # During the cut: host 2 PUTs X again and again; hosts 2 and 3 serve other users; host 1
     # gets a request now and then, each of which must be answered within the deadline.
@@ -1073,22 +1088,14 @@ def scenario_d(lab: Lab, sc: Scenario) -> None:
             first_204.setdefault("t", r.t_end)
             w.stop.wait(0.2)
 
-    def serve(host):
-        def body(i):
-            u = others[i % len(others)]
-            r = lab.put(host, u, sc.letter, "others")
-            lab.get(host, u, sc.letter, "others")
-            w.stop.wait(0.1)
-        return body
-
     def poke_h1(i):
-        r = lab.get(h1, others[i % len(others)], sc.letter, "h1-during-cut") if i % 2 == 0 else lab.put(h1, others[i % len(others)], sc.letter, "h1-during-cut")
+        (lab.get if i % 2 == 0 else lab.put)(h1, others[i % len(others)], sc.letter, "h1-during-cut")
         w.stop.wait(2)
 
     w2 = Workers(lab, sc)
     w2.spawn("d-x-h2", h2_x, cut_len, 200)
-    w2.spawn("d-serve-h2", serve(h2), cut_len, 2000)
-    w2.spawn("d-serve-h3", serve(h3), cut_len, 2000)
+    w2.spawn("d-serve-h2", serve(lab, sc, w, h2, others), cut_len, 2000)
+    w2.spawn("d-serve-h3", serve(lab, sc, w, h3, others), cut_len, 2000)
     w2.spawn("d-poke-h1", poke_h1, cut_len - 5, 20)
     lab.wait_until(lambda: False, cut_len)  # the cut's length: nothing to poll for
     t_heal = lab.heal(h1)
@@ -1159,17 +1166,8 @@ def scenario_e(lab: Lab, sc: Scenario) -> None:
     t_cut = lab.cut(h3)
     sc.timeline["cut_at"] = sc.at(t_cut)
     w = Workers(lab, sc)
-
-    def serve(host):
-        def body(i):
-            u = others[i % len(others)]
-            lab.put(host, u, sc.letter, "others")
-            lab.get(host, u, sc.letter, "others")
-            w.stop.wait(0.1)
-        return body
-
-    w.spawn("e-serve-h1", serve(h1), 30, 1000)
-    w.spawn("e-serve-h2", serve(h2), 30, 1000)
+    w.spawn("e-serve-h1", serve(lab, sc, w, h1, others), 30, 1000)
+    w.spawn("e-serve-h2", serve(lab, sc, w, h2, others), 30, 1000)
     p = lab.put(h3, e, sc.letter, "h3-cut")
     g = lab.get(h3, e, sc.letter, "h3-cut")
     sc.say(f"{h3.name} cut while idle; PUT {e} via {h3.name} -> {outcome_label(p)} in {p.t_end - p.t_send:.2f} s; GET -> {outcome_label(g)} in {g.t_end - g.t_send:.2f} s")
@@ -1266,47 +1264,38 @@ def scenario_g(lab: Lab, sc: Scenario) -> None:
 def scenario_h(lab: Lab, sc: Scenario) -> None:
     h1 = lab.hosts[0]
     u = sc.user()
-    key = key_of(u)
-    fan = os.path.join(lab.server_root, "users", key[:2])
-    prefix = f".{key}.json.tmp-"
     lab.netem(h1, 300)
     result: list[inv.Request] = []
     w = Workers(lab, sc)
     w.spawn("h-put-h1", lambda i: result.append(lab.put(h1, u, sc.letter, "killed")), 30, 1)
-
-    def temps():
-        try:
-            return [n for n in os.listdir(fan) if n.startswith(prefix)]
-        except FileNotFoundError:
-            return []
-
     try:
-        if not lab.wait_until(lambda: bool(temps()), 20, 0.002):
+        if not lab.wait_until(lambda: bool(lab.temps_of(u)), 20, 0.002):
             raise ScenarioError(f"no temp file of {u} appeared within 20 s")
         t_kill = lab.kill(h1)
     finally:
         lab.netem_off(h1)
         w.join()  # the PUT was answered or cut off by the kill: bounded by the client timeout
-    names = temps()
-    for n in names:
-        lab.watcher.note_temp(f"users/{key[:2]}/{n}", t_kill)
+    temps = lab.temps_of(u)
+    for rel in temps:
+        lab.watcher.note_temp(rel, t_kill)
     sc.say(f"SIGKILLed {h1.name} at {sc.at(t_kill)}, when its temp file appeared; its PUT -> {outcome_label(result[0]) if result else 'not sent'}")
     wall = time.time()
-    for n in names:
+    for rel in temps:
+        n = os.path.basename(rel)
         try:
-            st = os.stat(os.path.join(fan, n))
+            st = os.stat(os.path.join(lab.server_root, rel))
             sc.say(f"orphan {n}: mtime {fmt_wall(st.st_mtime)} ({st.st_mtime - wall:+.0f} s from now), ctime {fmt_wall(st.st_ctime)} ({st.st_ctime - wall:+.0f} s), size {st.st_size}")
             sc.timeline["orphan_mtime_offset_s"] = round(st.st_mtime - wall)
         except FileNotFoundError:
             sc.say(f"orphan {n} is already gone")
-    sc.expect(bool(names), "no orphan left by the kill")
+    sc.expect(bool(temps), "no orphan left by the kill")
     # After the orphan age (by our clock), the restart's startup sweep must remove it.
     lab.wait_until(lambda: now() >= t_kill + ORPHAN_AGE_S + 0.5, ORPHAN_AGE_S + 1)
     sweep_at = now()
     lab.start(h1)
-    gone = lab.wait_until(lambda: not temps(), 15, 0.2)
+    gone = lab.wait_until(lambda: not lab.temps_of(u), 15, 0.2)
     sc.say(f"{h1.name} restarted at {sc.at(sweep_at)}; orphan {'removed' if gone else 'STILL THERE'} {sc.at(now())}")
-    sc.leftovers += [inv.Leftover(f"users/{key[:2]}/{n}", lab.watcher.temp_first_seen.get(f"users/{key[:2]}/{n}", t_kill), sweep_at) for n in temps()]
+    sc.leftovers += [inv.Leftover(rel, lab.watcher.temp_first_seen.get(rel, t_kill), sweep_at) for rel in lab.temps_of(u)]
     r = lab.put(h1, u, sc.letter, "after")
     sc.say(f"PUT {u} via {h1.name} after the restart -> {outcome_label(r)}")
     sc.settle_and_read_finals()
@@ -1368,20 +1357,7 @@ SCENARIOS |= scenarios_nemesis.SCENARIOS
 def restore(lab: Lab, sc: Scenario) -> None:
     """Whatever the scenario did to the lab (and did not undo, say after an error), undo it
     before the next one. Each step on its own: one failing must not skip the others."""
-    steps = []
-    for h in lab.hosts:
-        if h.paused_at is not None:
-            steps.append((f"SIGCONT {h.name}", lambda h=h: lab.resume(h)))
-        if h.index in lab.cut_links:
-            steps.append((f"heal {h.name}", lambda h=h: lab.heal(h)))
-        if h.index in lab.netem_links:
-            steps.append((f"netem off {h.name}", lambda h=h: lab.netem_off(h)))
-    if lab.nfsd_threads_to_restore is not None:
-        steps.append(("restart nfsd", lab.nfsd_start))
-    if lab.fill_path:
-        steps.append(("free the export", lambda: (os.unlink(lab.fill_path), setattr(lab, "fill_path", None))))
-    steps += scenarios_nemesis.restore_steps(lab)
-    for what, step in steps:
+    for what, step in lab.undo_steps() + scenarios_nemesis.restore_steps(lab):
         try:
             step()
             sc.say(f"restored: {what}")
@@ -1531,6 +1507,7 @@ def report(args, out: Output, lab: Lab | None, scenarios: list[Scenario], fatal:
 
 
 def limits() -> inv.Limits:
+    """The invariants' limits: for each scenario's check, the export and --recheck alike."""
     return inv.Limits(DEADLINE_S, ORPHAN_AGE_S)
 
 

@@ -274,15 +274,6 @@ def scenario_k(lab, sc) -> None:
     x = sc.user("x")
     r = lab.put(h2, x, sc.letter, "setup")
     sc.expect(r is not None and r.status == 204, f"setup PUT of {x} answered {R.outcome_label(r) if r else None}")
-    key = R.key_of(x)
-    fan = os.path.join(lab.server_root, "users", key[:2])
-    prefix = f".{key}.json.tmp-"
-
-    def temps():
-        try:
-            return [n for n in os.listdir(fan) if n.startswith(prefix)]
-        except FileNotFoundError:
-            return []
 
     paused_put: list[inv.Request] = []
     w = R.Workers(lab, sc)
@@ -291,14 +282,14 @@ def scenario_k(lab, sc) -> None:
     w.spawn("k-paused-put", lambda i: paused_put.append(lab.request(h1, "PUT", x, sc.letter, k=lab.take_k(x), tag="paused", client_timeout=PAUSE_S + R.CLIENT_TIMEOUT_S)), PAUSE_S + 30, 1)
     # On NFS (netem) the write takes a second or more, and the temp file shows when its lock is
     # held; on a local disk (--local) it is over in a millisecond and the pause lands after it.
-    seen = lab.wait_until(lambda: bool(temps()) or bool(paused_put), 10, 0.002) and not paused_put
+    seen = lab.wait_until(lambda: bool(lab.temps_of(x)) or bool(paused_put), 10, 0.002) and not paused_put
     t_stop = lab.pause(h1)
     if not lab.local:
         lab.netem_off(h1)
-    names = temps()
-    for n in names:
-        lab.watcher.note_temp(f"users/{key[:2]}/{n}", t_stop)
-    where = f"its temp file {names} on the server (lock held, rename to come)" if seen else "no temp file seen: the pause landed elsewhere in (or after) the write"
+    temps = lab.temps_of(x)
+    for rel in temps:
+        lab.watcher.note_temp(rel, t_stop)
+    where = f"its temp file {[os.path.basename(r) for r in temps]} on the server (lock held, rename to come)" if seen else "no temp file seen: the pause landed elsewhere in (or after) the write"
     sc.say(f"SIGSTOP {h1.name} at {sc.at(t_stop)}, PUT of {x} in flight: {where}; paused for {PAUSE_S} s")
     sc.timeline["paused_at"] = sc.at(t_stop)
     sc.timeline["pause_landed"] = "temp file present" if seen else "elsewhere"
