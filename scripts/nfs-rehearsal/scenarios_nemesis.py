@@ -1,7 +1,7 @@
 """Scenarios j, k and l of the NFS rehearsal: clocks apart, a paused instance, a seeded mix.
 
-rehearsal.py imports this module and runs these after a..i, with the same lab, history and
-invariants (and the same linearizability export):
+rehearsal.py runs these after a..i, with the same lab, history and invariants (and the same
+linearizability export):
 
 - j. Clocks apart. Each host's instance runs under libfaketime (Debian's `faketime` package) on
   a wall clock of its own: LD_PRELOAD=libfaketime.so.1 with FAKETIME_TIMESTAMP_FILE (one file
@@ -36,23 +36,17 @@ import itertools
 import os
 import random
 import re
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
 import invariants as inv
+from framework import Workers, outcome_label, poll_until_204, summarize_labels
+from lab import CLIENT_TIMEOUT_S, ScenarioError, now
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 NFS_LEASE_S = 15  # guest-init.sh's nfsv4leasetime
 PAUSE_S = 22  # k: longer than --storage-timeout (5 s) and the lease (15 s)
-
-
-def _r():
-    """rehearsal.py, which imports this module (the lab, Scenario, Workers, constants)."""
-    if "rehearsal" not in sys.modules:
-        import rehearsal  # noqa: F401 - only when imported on its own (the unit tests)
-    return sys.modules["rehearsal"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,11 +71,11 @@ def set_clock(lab, host, offset: float) -> float:
     with open(tmp, "w") as f:
         f.write(offset_text(offset) + "\n")
     os.replace(tmp, path)  # libfaketime never reads half a file
-    t = _r().now()
+    t = now()
     host.clock_offset = offset
     if host.env is None:
         if not os.path.exists(LIBFAKETIME):
-            raise _r().ScenarioError(f"{LIBFAKETIME} is missing (Debian's faketime package; build-guest.sh installs it)")
+            raise ScenarioError(f"{LIBFAKETIME} is missing (Debian's faketime package; build-guest.sh installs it)")
         host.env = {
             "LD_PRELOAD": LIBFAKETIME,
             "FAKETIME_TIMESTAMP_FILE": path,
@@ -113,11 +107,10 @@ def stamp_offset(stamp: str, wall_send: float, wall_end: float) -> tuple[float, 
 
 def measure_offset(lab, sc, host, user: str) -> str:
     """PUTs `user` (nobody else writes it) via `host` and reads the updatedAt it stamped."""
-    R = _r()
-    delta = time.time() - R.now()  # the driver's wall clock minus its monotonic clock
+    delta = time.time() - now()  # the driver's wall clock minus its monotonic clock
     r = lab.put(host, user, sc.letter, "clock-probe")
     if r is None or r.status != 204:
-        return f"{host.name}: probe PUT answered {R.outcome_label(r) if r else 'nothing'}"
+        return f"{host.name}: probe PUT answered {outcome_label(r) if r else 'nothing'}"
     try:
         with open(lab.record_path(user), "rb") as f:
             _, dob, stamp, _, _ = inv.parse_record(f.read(), user)
@@ -146,11 +139,11 @@ def sequential_pairs(lab, sc, users: list[str]) -> tuple[int, int]:
         p1 = lab.put(a, u, sc.letter, f"seq-{a.name}")
         p2 = lab.put(b, u, sc.letter, f"seq-{b.name}")
         if p1 is None or p2 is None or p1.status != 204 or p2.status != 204:
-            sc.say(f"sequential {a.name} -> {b.name}: PUTs answered {_r().outcome_label(p1)}, {_r().outcome_label(p2)}")
+            sc.say(f"sequential {a.name} -> {b.name}: PUTs answered {outcome_label(p1)}, {outcome_label(p2)}")
             continue
         acked += 1
         gets = [lab.get(h, u, sc.letter, "seq-read") for h in hosts]
-        stale = [f"{g.host}: {_r().outcome_label(g)} {g.message or ''}" for g in gets if p2.k not in answered_ks(g)]
+        stale = [f"{g.host}: {outcome_label(g)} {g.message or ''}" for g in gets if p2.k not in answered_ks(g)]
         if stale:
             sc.error(f"{u}: PUT via {a.name} ({a.clock_offset:+.1f} s) then via {b.name} ({b.clock_offset:+.1f} s), both 204; GETs did not answer the later date: {stale}")
         else:
@@ -201,15 +194,14 @@ CLOCK_STEP = ("h2", -180.0)  # in the minutes phase, mid-load: +4 min -> -3 min
 
 
 def scenario_j(lab, sc) -> None:
-    R = _r()
     by_name = {h.name: h for h in lab.hosts}
     seq_users = [sc.user("s") for _ in range(2)]
     load_users = [sc.user("c") for _ in range(2)]
     probe = {h.name: sc.user("p") for h in lab.hosts}
-    t0 = R.now()
+    t0 = now()
     for h in lab.hosts:
         set_clock(lab, h, CLOCK_PHASES[0][1][h.name])
-    sc.say(f"instances restarted under libfaketime in {R.now() - t0:.1f} s (offsets in {clock_file(lab, lab.hosts[0])[:-2]}hN)")
+    sc.say(f"instances restarted under libfaketime in {now() - t0:.1f} s (offsets in {clock_file(lab, lab.hosts[0])[:-2]}hN)")
     for name, offsets in CLOCK_PHASES:
         for h in lab.hosts:
             set_clock(lab, h, offsets[h.name])
@@ -217,7 +209,7 @@ def scenario_j(lab, sc) -> None:
         acked, fresh = sequential_pairs(lab, sc, seq_users)
         sc.say(f"clocks {name}: sequential PUTs via a then b, read via every host: {fresh} of {acked} pairs read back b's date (6 pairs)")
         sc.timeline[f"sequential_{name}"] = f"{fresh}/{acked}"
-        w = R.Workers(lab, sc)
+        w = Workers(lab, sc)
         mixed_load(lab, sc, w, load_users, 8)
         if name == "minutes":
             lab.wait_until(lambda: False, 4)
@@ -230,7 +222,7 @@ def scenario_j(lab, sc) -> None:
         if name == "minutes":
             sc.say("after the step: " + measure_offset(lab, sc, by_name[CLOCK_STEP[0]], probe[CLOCK_STEP[0]]))
     load = [r for r in sc.requests() if r.tag == "load"]
-    sc.say(f"concurrent load: {R.summarize_labels([r for r in load if r.method == 'PUT'])} PUTs; {R.summarize_labels([r for r in load if r.method == 'GET'])} GETs")
+    sc.say(f"concurrent load: {summarize_labels([r for r in load if r.method == 'PUT'])} PUTs; {summarize_labels([r for r in load if r.method == 'GET'])} GETs")
     for h in lab.hosts:
         set_clock(lab, h, 0.0)
     final_reads(lab, sc, seq_users + load_users)
@@ -269,17 +261,16 @@ def nfsd_locks() -> dict[str, list[str]]:
 
 
 def scenario_k(lab, sc) -> None:
-    R = _r()
     h1, h2, h3 = lab.hosts
     x = sc.user("x")
     r = lab.put(h2, x, sc.letter, "setup")
-    sc.expect(r is not None and r.status == 204, f"setup PUT of {x} answered {R.outcome_label(r) if r else None}")
+    sc.expect(r is not None and r.status == 204, f"setup PUT of {x} answered {outcome_label(r) if r else None}")
 
     paused_put: list[inv.Request] = []
-    w = R.Workers(lab, sc)
+    w = Workers(lab, sc)
     if not lab.local:
         lab.netem(h1, 100)  # each NFS call of host 1 takes 100 ms more: the pause lands mid-write
-    w.spawn("k-paused-put", lambda i: paused_put.append(lab.request(h1, "PUT", x, sc.letter, k=lab.take_k(x), tag="paused", client_timeout=PAUSE_S + R.CLIENT_TIMEOUT_S)), PAUSE_S + 30, 1)
+    w.spawn("k-paused-put", lambda i: paused_put.append(lab.request(h1, "PUT", x, sc.letter, k=lab.take_k(x), tag="paused", client_timeout=PAUSE_S + CLIENT_TIMEOUT_S)), PAUSE_S + 30, 1)
     # On NFS (netem) the write takes a second or more, and the temp file shows when its lock is
     # held; on a local disk (--local) it is over in a millisecond and the pause lands after it.
     seen = lab.wait_until(lambda: bool(lab.temps_of(x)) or bool(paused_put), 10, 0.002) and not paused_put
@@ -295,7 +286,7 @@ def scenario_k(lab, sc) -> None:
     sc.timeline["pause_landed"] = "temp file present" if seen else "elsewhere"
 
     # Meanwhile hosts 2 and 3 write and read the same user; host 1 gets a GET too.
-    w2 = R.Workers(lab, sc)
+    w2 = Workers(lab, sc)
 
     def peer_put(h):
         def body(i):
@@ -311,11 +302,11 @@ def scenario_k(lab, sc) -> None:
     w2.spawn("k-put-h2", peer_put(h2), PAUSE_S + after)
     w2.spawn("k-put-h3", peer_put(h3), PAUSE_S + after)
     w2.spawn("k-get", peer_get, PAUSE_S + after)
-    w2.spawn("k-get-h1", lambda i: lab.request(h1, "GET", x, sc.letter, tag="h1-get-paused", client_timeout=PAUSE_S + R.CLIENT_TIMEOUT_S), PAUSE_S, 1)
+    w2.spawn("k-get-h1", lambda i: lab.request(h1, "GET", x, sc.letter, tag="h1-get-paused", client_timeout=PAUSE_S + CLIENT_TIMEOUT_S), PAUSE_S, 1)
     lab.wait_until(lambda: False, PAUSE_S - 2)
     locks = nfsd_locks()
     sc.timeline["nfsd_lock_states_before_sigcont"] = locks
-    lab.wait_until(lambda: R.now() >= t_stop + PAUSE_S, 3)
+    lab.wait_until(lambda: now() >= t_stop + PAUSE_S, 3)
     t_cont = lab.resume(h1)
     sc.timeline["resumed_at"] = sc.at(t_cont)
     sc.say(f"SIGCONT {h1.name} at {sc.at(t_cont)} ({t_cont - t_stop:.1f} s paused); nfsd's lock states 2 s before: {locks or 'not readable'}")
@@ -325,8 +316,8 @@ def scenario_k(lab, sc) -> None:
     p = paused_put[0] if paused_put else None
     if p is not None:
         late = "" if p.outcome != "answer" else (f", {p.t_end - t_cont:+.2f} s after SIGCONT" if p.t_end > t_stop else ", before the pause")
-        sc.say(f"the paused PUT (k={p.k}) -> {R.outcome_label(p)} after {p.t_end - p.t_send:.2f} s{late}")
-        sc.timeline["paused_put"] = f"{R.outcome_label(p)} after {p.t_end - p.t_send:.2f} s"
+        sc.say(f"the paused PUT (k={p.k}) -> {outcome_label(p)} after {p.t_end - p.t_send:.2f} s{late}")
+        sc.timeline["paused_put"] = f"{outcome_label(p)} after {p.t_end - p.t_send:.2f} s"
         with lab.watcher.lock:
             landed = any(o.user == x and o.date_of_birth == inv.date_of_k(p.k).isoformat() for o in lab.watcher.observations)
         sc.timeline["paused_put_in_record"] = landed
@@ -336,11 +327,11 @@ def scenario_k(lab, sc) -> None:
     during = [r for r in reqs if r.tag.startswith("peer-put") and r.t_send >= t_stop and r.t_end <= t_cont]
     after_reqs = [r for r in reqs if r.tag.startswith("peer-put") and r.t_end > t_cont]
     first_204 = min((r.t_end for r in reqs if r.tag.startswith("peer-put") and r.status == 204 and r.t_send >= t_stop), default=None)
-    sc.timeline["peer_puts_during_pause"] = R.summarize_labels(during)
-    sc.timeline["peer_puts_after_sigcont"] = R.summarize_labels(after_reqs)
+    sc.timeline["peer_puts_during_pause"] = summarize_labels(during)
+    sc.timeline["peer_puts_after_sigcont"] = summarize_labels(after_reqs)
     sc.timeline["first_peer_204_after_sigstop_s"] = None if first_204 is None else round(first_204 - t_stop, 2)
-    sc.timeline["peer_gets_during_pause"] = R.summarize_labels([r for r in reqs if r.tag == "peer-get" and t_stop <= r.t_send and r.t_end <= t_cont])
-    sc.timeline["h1_get_during_pause"] = [f"{R.outcome_label(r)} after {r.t_end - r.t_send:.2f} s" for r in reqs if r.tag == "h1-get-paused"]
+    sc.timeline["peer_gets_during_pause"] = summarize_labels([r for r in reqs if r.tag == "peer-get" and t_stop <= r.t_send and r.t_end <= t_cont])
+    sc.timeline["h1_get_during_pause"] = [f"{outcome_label(r)} after {r.t_end - r.t_send:.2f} s" for r in reqs if r.tag == "h1-get-paused"]
     for k, v in sc.timeline.items():
         sc.say(f"timeline {k}: {v}")
     sc.expect(any(r.status == 204 for r in after_reqs), f"no peer PUT of {x} was acknowledged after SIGCONT")
@@ -400,7 +391,6 @@ def schedule(seed: int, seconds: float = 50.0) -> list[Event]:
 
 
 def scenario_l(lab, sc) -> None:
-    R = _r()
     events = schedule(lab.seed)
     sc.say(f"seed {lab.seed}: {len(events)} nemeses, one at a time:")
     for e in events:
@@ -410,16 +400,16 @@ def scenario_l(lab, sc) -> None:
         if h.env is None:
             set_clock(lab, h, 0.0)
     seconds = (events[-1].at + events[-1].hold if events else 0.0) + 4
-    w = R.Workers(lab, sc)
-    t0 = R.now()
+    w = Workers(lab, sc)
+    t0 = now()
     mixed_load(lab, sc, w, users, seconds + 30)  # stopped below, once the schedule is done
     done = []
     try:
         for e in events:
-            lab.wait_until(lambda: R.now() >= t0 + e.at, e.at + 60)
+            lab.wait_until(lambda: now() >= t0 + e.at, e.at + 60)
             lab.check_deadline()
             h = lab.hosts[e.host]
-            start = R.now()
+            start = now()
             if e.kind == "clock":
                 before = h.clock_offset
                 set_clock(lab, h, e.offset)
@@ -428,17 +418,17 @@ def scenario_l(lab, sc) -> None:
                 lab.pause(h)
                 lab.wait_until(lambda: False, e.hold)
                 lab.resume(h)
-                note = f"{h.name} paused {R.now() - start:.1f} s"
+                note = f"{h.name} paused {now() - start:.1f} s"
             elif e.kind == "cut":
                 lab.cut(h)
                 lab.wait_until(lambda: False, e.hold)
                 lab.heal(h)
-                note = f"{h.name} cut {R.now() - start:.1f} s"
+                note = f"{h.name} cut {now() - start:.1f} s"
             else:
                 lab.kill(h)
                 lab.wait_until(lambda: False, e.hold)
                 lab.start(h)
-                note = f"{h.name} killed, ready again after {R.now() - start:.1f} s"
+                note = f"{h.name} killed, ready again after {now() - start:.1f} s"
             done.append(f"{sc.at(start)} {note}")
             sc.say(f"nemesis at {sc.at(start)}: {note}")
         lab.wait_until(lambda: False, 4)  # load after the last nemesis
@@ -448,14 +438,14 @@ def scenario_l(lab, sc) -> None:
     reqs = sc.requests()
     for h in lab.hosts:
         mine = [r for r in reqs if r.host == h.name and r.tag == "load"]
-        sc.say(f"{h.name}: PUTs {R.summarize_labels([r for r in mine if r.method == 'PUT'])}; GETs {R.summarize_labels([r for r in mine if r.method == 'GET'])}")
+        sc.say(f"{h.name}: PUTs {summarize_labels([r for r in mine if r.method == 'PUT'])}; GETs {summarize_labels([r for r in mine if r.method == 'GET'])}")
     for h in lab.hosts:
         if h.clock_offset != 0.0:
             set_clock(lab, h, 0.0)
     # Every host must serve again: bounded polls, as after d's and e's partitions.
     for h in lab.hosts:
-        ok, tries = R.poll_until_204(lab, sc, h, users[h.index - 1], "recovery", 60)
-        sc.expect(ok, f"{h.name} did not acknowledge a PUT within 60 s of the last nemesis: {R.summarize_labels(tries)}")
+        ok, tries = poll_until_204(lab, sc, h, users[h.index - 1], "recovery", 60)
+        sc.expect(ok, f"{h.name} did not acknowledge a PUT within 60 s of the last nemesis: {summarize_labels(tries)}")
     final_reads(lab, sc, users)
     sc.settle_and_read_finals()
 
