@@ -28,6 +28,11 @@ output "task_definition_family" {
   value       = module.app.task_definition_family
 }
 
+output "container_name" {
+  description = "The app's container in the task definition (the deploy workflow puts each new image into it)."
+  value       = module.app.container_name
+}
+
 output "deploy_role_arn" {
   description = "Role the deploy workflow assumes."
   value       = module.app.deploy_role_arn
