@@ -24,7 +24,7 @@ output "service_name" {
 }
 
 output "task_definition_family" {
-  description = "Task definition family."
+  description = "Task definition family (the deploy workflow renders new revisions from its latest)."
   value       = module.app.task_definition_family
 }
 
