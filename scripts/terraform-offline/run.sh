@@ -187,7 +187,7 @@ for d in "${dirs[@]}"; do
     # environment root's test file plans its task definition (run "task_definition"): -json
     # -verbose prints that plan, and taskdef.py writes it out for the container check
     # (target/task-definitions/<env>.json) and prints the test's messages.
-    if grep -qs '^run "task_definition"' "$wd"/tests/*.tftest.hcl; then
+    if [[ $d != terraform/modules/* ]] && grep -qs '^run "task_definition"' "$wd"/tests/*.tftest.hcl; then
       tf_test() { terraform -chdir="$wd" test -no-color -json -verbose |
         python3 scripts/container/taskdef.py render "target/task-definitions/${d##*/}.json"; }
     else
