@@ -575,9 +575,16 @@ fn deploys_use_the_same_names_routes_and_rules() {
         "terraform/modules/service: the container is not named local.container_name"
     );
     assert!(
-        workflow.contains(&format!("container-name: {name}")),
-        "deploy-environment.yml must render the task definition's container {name}"
+        workflow.contains("container-name: ${{ steps.terraform.outputs.container }}")
+            && workflow.contains("output -raw container_name"),
+        "deploy-environment.yml must render the container the root's output container_name names ({name})"
     );
+    for root in ["staging", "production"] {
+        assert!(
+            read(&format!("terraform/{root}/outputs.tf")).contains("output \"container_name\""),
+            "terraform/{root} must output container_name: the deploy workflow reads it"
+        );
+    }
     assert!(
         workflow.contains("wait-for-service-stability: true"),
         "the deploy must wait for the service to be stable"

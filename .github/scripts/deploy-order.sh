@@ -14,14 +14,16 @@
 #   unknown to git, or on another branch   deploy, with a warning (history was rewritten)
 #
 # Needs a full clone (actions/checkout with fetch-depth: 0) and AWS credentials that can
-# describe the service and its task definition.
+# describe the service and its task definition. The app's container is the task's one
+# essential container (the metrics collector beside it is not: terraform/modules/service's
+# tests assert both), so no container name is restated here.
 #
-#   CLUSTER= SERVICE= CONTAINER= COMMIT= .github/scripts/deploy-order.sh
+#   CLUSTER= SERVICE= COMMIT= .github/scripts/deploy-order.sh
 #
 # Writes deploy=true|false and running-commit=<sha or empty> to $GITHUB_OUTPUT when set.
 set -euo pipefail
 
-: "${CONTAINER:?}" "${COMMIT:?}"
+: "${COMMIT:?}"
 cluster=${CLUSTER:-}
 service=${SERVICE:-}
 out=${GITHUB_OUTPUT:-/dev/null}
@@ -56,7 +58,7 @@ if [ -z "$task_definition" ] || [ "$task_definition" = None ]; then
 fi
 
 image=$(aws ecs describe-task-definition --task-definition "$task_definition" \
-  --query "taskDefinition.containerDefinitions[?name=='$CONTAINER'].image | [0]" --output text)
+  --query 'taskDefinition.containerDefinitions[?essential].image | [0]' --output text)
 running=${image##*:}
 echo "Running now: $task_definition, image $image"
 

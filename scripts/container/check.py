@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs the built image as the ECS task definition does and checks what ECS relies on.
 
-The container gets what taskdef.py reads from the Terraform (read-only root file system, the
-task's environment, stop timeout, health check timings, ulimits, CPU and memory) and a bind
+The container gets what the environment's task definition, as Terraform renders it, sets
+(taskdef.py: read-only root file system, the task's environment, stop timeout, health check
+timings, ulimits, CPU and memory) and a bind
 mount at the task's data path owned by 65532:65532, as the EFS access point makes it. No
 --user: the task definition sets none, so ECS runs the image's USER; passing one would hide an
 image that lost it. Then:
@@ -20,7 +21,8 @@ image that lost it. Then:
   volume   every file the app made in the data mount is owned by 65532:65532
   logs     every line the app wrote is a JSON object (LOG_FORMAT=json)
 
-Usage: check.py IMAGE COMMIT [--env production]   (DOCKER_HOST must point at the engine)
+Usage: check.py IMAGE COMMIT [--env production]   (DOCKER_HOST must point at the engine;
+       target/task-definitions/<env>.json rendered: see taskdef.py)
 Exits 1 on the first failed check.
 """
 
@@ -352,10 +354,10 @@ def main(argv=None):
     import resource
 
     try:
-        facts = taskdef.read_task(environment=args.env)
+        facts = taskdef.load(args.env)
         print(f"==> container check: {args.image} as {facts['source']}")
         run_checks(args.image, args.commit, facts, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    except (CheckFailed, taskdef.TaskDefError, taskdef.ParseError) as e:
+    except (CheckFailed, taskdef.TaskDefError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
     print("container check: PASS")

@@ -2,12 +2,14 @@
 # CI entry point for the container rehearsal: the real image, built from the unchanged
 # Dockerfile and run as ECS runs it.
 #
-#   1. the checkers' own tests (taskdef.py, check.py)
+#   1. the checkers' own tests (taskdef.py, check.py), and the task definitions of staging and
+#      production as Terraform renders them (scripts/terraform-offline/run.sh: the real
+#      terraform test, offline; written to target/task-definitions/<env>.json)
 #   2. build.sh: the FROM images made locally (base-images.sh: stand-ins, cached under
 #      target/container/), then `docker build --network none` of the Dockerfile; image size
 #      and build time
-#   3. check.py: one container run as the task definition in terraform/ says, and what ECS
-#      relies on: healthy, PUT/GET, readiness, build_info's commit, `docker stop` -> exit 0
+#   3. check.py, per environment: one container run as its rendered task definition says, and
+#      what ECS relies on: healthy, PUT/GET, readiness, build_info's commit, `docker stop` -> exit 0
 #      well within stopTimeout, volume files owned by 65532, uid 65532, no shell
 #   4. scripts/rolling-deploy/run.sh --launcher container: three containers of the image on
 #      one bind mount behind HAProxy, rolled under load (zero failed requests, ...)
@@ -15,7 +17,8 @@
 # One dockerd for all steps, with its data root in target/container/docker (images and the
 # build cache survive between runs); it and every container are stopped on every exit. Each
 # step runs under a deadline. Installs nothing: needs, as root, the Debian packages docker.io
-# debootstrap haproxy socat curl python3 (and the Rust toolchain, as for the rest of CI).
+# debootstrap haproxy socat curl python3 (and the Rust toolchain and terraform, as for the rest
+# of CI).
 #
 # Usage: scripts/container/run.sh
 set -euo pipefail
@@ -68,6 +71,7 @@ export HB_GIT_COMMIT=${HB_GIT_COMMIT:-$(git_commit)}
 
 banner "container checkers' own tests"
 python3 -m unittest discover -s scripts/container -p 'test_*.py'
+step "$CHECK_DEADLINE" bash scripts/terraform-offline/run.sh terraform/staging terraform/production
 t1=$(date +%s)
 
 banner "image: base image stand-ins, then docker build of the Dockerfile"
@@ -77,8 +81,10 @@ sed '$d' "$CONTAINER_CACHE/build.out"
 IMAGE=$(tail -n 1 "$CONTAINER_CACHE/build.out")
 t2=$(date +%s)
 
-banner "the image run as the ECS task definition says"
-step "$CHECK_DEADLINE" python3 scripts/container/check.py "$IMAGE" "$HB_GIT_COMMIT"
+for env in staging production; do
+  banner "the image run as the ECS task definition of $env says"
+  step "$CHECK_DEADLINE" python3 scripts/container/check.py "$IMAGE" "$HB_GIT_COMMIT" --env "$env"
+done
 t3=$(date +%s)
 
 banner "rolling deploy of containers behind HAProxy"
@@ -86,4 +92,4 @@ HB_IMAGE=$IMAGE step "$ROLL_DEADLINE" scripts/rolling-deploy/run.sh --launcher c
 t4=$(date +%s)
 
 echo
-echo "==> container rehearsal: PASS in $(( t4 - t0 )) s (engine and tests $(( t1 - t0 )) s, image $(( t2 - t1 )) s, check $(( t3 - t2 )) s, rolling deploy $(( t4 - t3 )) s)"
+echo "==> container rehearsal: PASS in $(( t4 - t0 )) s (engine, tests and task definitions $(( t1 - t0 )) s, image $(( t2 - t1 )) s, check $(( t3 - t2 )) s, rolling deploy $(( t4 - t3 )) s)"

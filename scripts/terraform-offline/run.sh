@@ -19,7 +19,9 @@
 # extracted once into target/tf-offline/). Later runs reuse both. Terraform runs in a scratch
 # copy of terraform/ (target/tf-offline/work.*), so nothing in the tree changes: no .terraform/
 # directories, and the committed .terraform.lock.hcl files are never rewritten.
-# A full run that validates every directory touches target/tf-offline-ready.
+# A full run that validates every directory touches target/tf-offline-ready. Each environment
+# root's test also writes its task definition as Terraform plans it to
+# target/task-definitions/<env>.json, which the container check runs the image with.
 set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
@@ -181,8 +183,17 @@ for d in "${dirs[@]}"; do
   fi
   validated=$((validated + 1))
   if [ $run_tests -eq 1 ] && { compgen -G "$wd/*.tftest.hcl" || compgen -G "$wd/tests/*.tftest.hcl"; } >/dev/null; then
-    # terraform test reads the directory's terraform.tfvars by itself, as plan does.
-    if terraform -chdir="$wd" test -no-color; then
+    # terraform test reads the directory's terraform.tfvars by itself, as plan does. An
+    # environment root's test file plans its task definition (run "task_definition"): -json
+    # -verbose prints that plan, and taskdef.py writes it out for the container check
+    # (target/task-definitions/<env>.json) and prints the test's messages.
+    if [[ $d != terraform/modules/* ]] && grep -qs '^run "task_definition"' "$wd"/tests/*.tftest.hcl; then
+      tf_test() { terraform -chdir="$wd" test -no-color -json -verbose |
+        python3 scripts/container/taskdef.py render "target/task-definitions/${d##*/}.json"; }
+    else
+      tf_test() { terraform -chdir="$wd" test -no-color; }
+    fi
+    if tf_test; then
       tested=$((tested + 1))
     else
       failed+=("$d (test)")

@@ -24,8 +24,13 @@ output "service_name" {
 }
 
 output "task_definition_family" {
-  description = "Task definition family."
+  description = "Task definition family (the deploy workflow renders new revisions from its latest)."
   value       = module.app.task_definition_family
+}
+
+output "container_name" {
+  description = "The app's container in the task definition (the deploy workflow puts each new image into it)."
+  value       = module.app.container_name
 }
 
 output "deploy_role_arn" {

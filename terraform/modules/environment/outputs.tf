@@ -24,12 +24,12 @@ output "service_name" {
 }
 
 output "task_definition_family" {
-  description = "Task definition family (GitHub environment variable ECS_TASK_DEFINITION_FAMILY)."
+  description = "Task definition family (the deploy workflow renders new revisions from its latest, read with terraform output)."
   value       = module.service.task_definition_family
 }
 
 output "container_name" {
-  description = "The app's container in the task definition (deploy-environment.yml names it literally)."
+  description = "The app's container in the task definition (the deploy workflow reads it with terraform output)."
   value       = module.service.container_name
 }
 
@@ -71,10 +71,9 @@ output "efs_file_system_id" {
 output "github_environment_variables" {
   description = "Variables to set on this GitHub environment (Settings > Environments)."
   value = {
-    APP_URL                    = module.load_balancer.url
-    AWS_DEPLOY_ROLE_ARN        = module.ci_access.role_arn
-    ECS_CLUSTER                = module.service.cluster_name
-    ECS_SERVICE                = module.service.service_name
-    ECS_TASK_DEFINITION_FAMILY = module.service.task_definition_family
+    APP_URL             = module.load_balancer.url
+    AWS_DEPLOY_ROLE_ARN = module.ci_access.role_arn
+    ECS_CLUSTER         = module.service.cluster_name
+    ECS_SERVICE         = module.service.service_name
   }
 }
