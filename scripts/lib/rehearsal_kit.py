@@ -5,6 +5,7 @@ A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hosti
 """
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -75,17 +76,12 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, args, log_path=None, **popen):
-        """args with stdout and stderr into log_path, unless popen redirects them itself."""
-        if log_path is None:
-            return self._start(args, popen)
+    def start(self, args, log_path=os.devnull, **popen):
+        """args, its stdout and stderr (those popen does not redirect) into log_path."""
         with open(log_path, "wb") as out:  # the child has its own copy of the descriptor
             popen.setdefault("stdout", out)
-            popen.setdefault("stderr", subprocess.STDOUT)
-            return self._start(args, popen)
-
-    def _start(self, args, popen):
-        proc = subprocess.Popen(args, start_new_session=True, **popen)
+            popen.setdefault("stderr", subprocess.STDOUT if popen["stdout"] is out else out)
+            proc = subprocess.Popen(args, start_new_session=True, **popen)
         self.procs.append(proc)
         return proc
 

@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +72,12 @@ class Processes(unittest.TestCase):
         proc = self.started(SLEEPER)
         self.assertNotEqual(os.getsid(proc.pid), os.getsid(0))
         self.assertEqual(kit.Processes.stop(proc, 5), (-signal.SIGTERM, True))
+
+    def test_stderr_goes_to_the_log_when_stdout_is_piped(self):
+        proc = self.procs.start([sys.executable, "-c", "import sys; print('out'); "
+                                 "print('err', file=sys.stderr)"], self.log, stdout=subprocess.PIPE)
+        self.assertEqual(proc.communicate(timeout=10)[0], b"out\n")
+        self.assertEqual(Path(self.log).read_text(), "err\n")
 
     def test_a_process_that_ignores_sigterm_is_killed_at_the_deadline(self):
         proc = self.started(STUBBORN)
