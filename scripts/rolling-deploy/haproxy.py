@@ -97,6 +97,9 @@ def state_changes(log_text):
             if line.startswith(("Server app/", "backend app"))]
 
 
-def check_timeouts(log_text):
-    """{server: health checks of it that timed out}."""
-    return Counter(re.findall(r"^Health check for server app/(\S+) .*timeout", log_text, re.M))
+def timeouts_line(log_text):
+    """'    health checks that timed out: N (s4 1, s5 1)', each check once: -db writes each
+    result twice into the log, as a [WARNING] on stderr and as the log line on stdout."""
+    per = Counter(re.findall(r"^Health check for server app/(\S+) .*timeout", log_text, re.M))
+    return f"    health checks that timed out: {per.total()}" + (
+        f" ({', '.join(f'{s} {n}' for s, n in sorted(per.items()))})" if per else "")

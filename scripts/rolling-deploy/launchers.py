@@ -102,8 +102,7 @@ class Container:
 
     def signal_stop(self, slot):
         self.stopper_of[slot] = self.procs.start(
-            ["docker", "stop", "-t", str(self.stop_timeout), self.name_of[slot]],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ["docker", "stop", "-t", str(self.stop_timeout), self.name_of[slot]])
 
     def await_exit(self, slot, secs):
         name = self.name_of[slot]

@@ -1,32 +1,20 @@
-"""Rolling-deploy rehearsal: what ECS does during a deploy, re-enacted on loopback with real
-parts. HAProxy plays the ALB: it health-checks /health/ready on the instances, which share one
-data directory (three AZs, one EFS), and like an ALB it never retries or redispatches a request
-(`retry-on none`, no `option redispatch`): a request that meets a refused or closed connection
-is a failed request. HAProxy has six server slots; a slot with no instance behind it is simply
-DOWN (nothing listens), and a new instance on it gets traffic only after RISE passing checks,
-like an ALB target in "initial" state.
+"""Rolling-deploy rehearsal: an ECS rolling deploy re-enacted on loopback with real parts
+(docs/testing.md, "Zero downtime", says what each step shows). HAProxy plays the ALB: it
+health-checks /health/ready on six server slots (a slot with nothing behind it is DOWN) and,
+like an ALB, never retries or redispatches a request. While a load generator sends a PUT/GET
+mix through it on keep-alive connections and checks every answer:
 
-While a load generator sends a steady PUT/GET mix through HAProxy on keep-alive connections
-and checks every answer:
+  roll 1 (what ECS does): start the new instance, wait until UP, deregister the old one (state
+         drain) until it has no sessions or the deregistration delay has passed, SIGTERM, exit 0
+  roll 2 (SIGTERM only): no deregistration; readiness turns 503 and --drain-delay keeps the
+         old instance serving until HAProxy has taken it out
+  roll 3 (bad version): live, never ready (its data directory breaks under it); the roll waits
+         as for a good one, stops, and the old instances keep serving (the circuit breaker)
 
-  roll 1 (what ECS does): for each instance, start the new one, wait until HAProxy marks it
-         UP, deregister the old one (`state drain`: no new requests, in-flight ones finish)
-         until it has no sessions or the deregistration delay has passed, stop it (SIGTERM)
-         with DRAIN_DELAY_SECS=0 (as in the task definition), wait for exit 0.
-  roll 2 (SIGTERM only): the same without deregistration; the old instance's readiness turns
-         503 at once and --drain-delay keeps it serving until HAProxy has taken it out.
-  roll 3 (bad version): the new instance starts on its slot's port and stays live
-         (/health/live 200) but never ready (/health/ready 503: its data directory is gone, or
-         unreadable for a container); the roll waits the same deadline as for a good one,
-         stops, and the old instances keep serving: the local twin of ECS's deployment circuit
-         breaker.
-
-Passes when the load saw zero failures, every acknowledged write reads back, every replaced
-instance exited 0 within the stop timeout, the bad version got no request, and HAProxy retried
-or redispatched nothing. Prints HAProxy's counters per roll, the load's totals and latencies,
-and every failed request HAProxy logged (with the X-Request-Id it gave it, which the instances
-log too). Every process it starts is ended by pid on exit; every wait has a deadline. What an
-instance is, is the launcher's (launchers.py). Run it through run.sh, which builds what it runs.
+Passes with zero failed requests, every acknowledged write read back, every replaced instance
+exiting 0 within the stop timeout, no request to the bad version, and no HAProxy retry or
+redispatch. Every process it starts is ended by pid on exit; every wait has a deadline. What an
+instance is, is the launcher's (launchers.py). run.sh builds what it runs and calls it.
 """
 
 import argparse
@@ -97,7 +85,6 @@ class Roll:
         self.data = f"{work}/data"
         self.drain_of, self.instances, self.stopped, self.last = {}, 0, 0, {}
 
-    # -- HAProxy --
     def hap(self, line):
         return haproxy.command(self.sock, line)
 
@@ -131,7 +118,6 @@ class Roll:
         print(haproxy.counter_line(label, now, self.last), flush=True)
         self.last = now
 
-    # -- instances --
     def start_instance(self, slot, drain, data=None):
         if self.status(slot) != "DOWN":
             raise Failure(f"slot {slot} is {self.status(slot)}, not DOWN, before its instance starts")
@@ -181,7 +167,6 @@ class Roll:
             print(f"    {old} SIGTERM: DOWN in HAProxy after {down} ms (drain delay "
                   f"{self.drain_of[old]} s), exited 0 after {ms_since(t0)} ms")
 
-    # -- the rehearsal --
     def run(self):
         self.launcher.prepare_data_dir(self.data)
         print(f"==> instances: {self.launcher.describe()}")
@@ -250,10 +235,7 @@ class Roll:
         # requests. With containers, a new container's published port drops connections (no
         # refusal) for about half a second while the engine wires its network: checks in that
         # window time out.
-        timeouts = haproxy.check_timeouts(self.haproxy_log())
-        per_server = ", ".join(f"{s} {n}" for s, n in sorted(timeouts.items()))
-        print(f"    health checks that timed out: {timeouts.total()}"
-              + (f" ({per_server})" if timeouts else ""))
+        print(haproxy.timeouts_line(self.haproxy_log()))
         if self.stopped != 6:
             raise Failure(f"{self.stopped} instances replaced, not 6")
         print(f"rolling-deploy ({self.args.launcher}): PASS (6 instances replaced, each exited 0; "
@@ -283,10 +265,7 @@ class Roll:
         base = f"http://127.0.0.1:{self.port['s4']}"
         live, _ = http_get(f"{base}/health/live")
         ready, body = http_get(f"{base}/health/ready")
-        try:
-            detail = json.loads(body).get("detail")
-        except ValueError:
-            detail = body
+        detail = json.loads(body)["detail"] if ready == 503 else body
         print(f"    bad version: /health/live {live}, /health/ready {ready}: {detail}")
         if (live, ready) != (200, 503):
             raise Failure("the bad version is not live-but-unready")

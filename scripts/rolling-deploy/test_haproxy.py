@@ -69,7 +69,8 @@ class Log(unittest.TestCase):
         self.assertEqual(changes[-1], "backend app has no server available!")
 
     def test_check_timeouts_per_server_once_each(self):
-        self.assertEqual(haproxy.check_timeouts(self.log), {"s3": 1})
+        self.assertEqual(haproxy.timeouts_line(self.log), "    health checks that timed out: 1 (s3 1)")
+        self.assertEqual(haproxy.timeouts_line(""), "    health checks that timed out: 0")
 
 
 class Admin(unittest.TestCase):
