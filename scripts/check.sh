@@ -9,6 +9,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "the Python rehearsals' shared kit: its own tests"
+python3 -m unittest discover -s scripts/lib -p 'test_*.py'
+
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 

@@ -19,10 +19,8 @@ import http.server
 import json
 import os
 import random
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,39 +30,19 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import faults  # noqa: E402
+import rehearsal_kit as kit  # noqa: E402
+from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log  # noqa: E402
 from scale import scale_rules  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 JOB = "hello-birthday"
-T0 = time.monotonic()
-
-
-def log(message):
-    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
-
-
-class Failure(Exception):
-    pass
 
 
 def poll(what, deadline_s, check, interval=0.2):
-    """check() until it returns a true value, or Failure after deadline_s seconds."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            raise Failure(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The kit's poll, by default at the pace Prometheus's API is queried here: 5 times a second."""
+    return kit.poll(what, deadline_s, check, interval)
 
 
 # ---------------------------------------------------------------- notifications ------------
@@ -123,33 +101,7 @@ def start_receiver(notifications):
     return server
 
 
-# ---------------------------------------------------------------- processes ----------------
-
-class Processes:
-    """Every process this rehearsal starts, ended by pid on exit."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, args, log_path, **kw):
-        proc = subprocess.Popen(args, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True, **kw)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                print(f"pid {proc.pid} did not die after SIGKILL", file=sys.stderr)
-
+# ---------------------------------------------------------------- instances ----------------
 
 class Instance:
     """One hello-birthday process on the shared data directory."""
@@ -165,10 +117,7 @@ class Instance:
     def _listening(self):
         if self.proc.poll() is not None:
             raise Failure(f"{self.name} exited at startup: {open(self.log_path).read()}")
-        for line in open(self.log_path, errors="replace"):
-            if '"message":"listening"' in line:
-                return json.loads(line)["addr"]
-        return None
+        return listening_addr(self.log_path)
 
 
 # ---------------------------------------------------------------- Prometheus ---------------
@@ -251,7 +200,7 @@ class Rehearsal:
         self.mounted = True
         receiver = start_receiver(self.notes)
         self.receiver = receiver
-        am_port, prom_port = free_port(), free_port()
+        am_port, prom_port = free_ports(2)
         am_dir = os.path.join(self.work, "alertmanager")
         os.makedirs(am_dir)
         with open(os.path.join(am_dir, "alertmanager.yml"), "w") as f:
@@ -335,8 +284,7 @@ class Rehearsal:
         return instance
 
     def sigterm(self, instance):
-        instance.proc.send_signal(signal.SIGTERM)
-        code = instance.proc.wait(timeout=30)
+        code, _ = Processes.stop(instance.proc, 30)  # -9: SIGKILLed after 30 s
         if code != 0:
             raise Failure(f"{instance.name} exited {code} after SIGTERM")
 
@@ -497,8 +445,7 @@ class Rehearsal:
 
     @staticmethod
     def detach(tracer):
-        tracer.send_signal(signal.SIGTERM)
-        tracer.wait(timeout=10)
+        Processes.stop(tracer, 10)
 
     def lock_lost(self):
         """A peer replaces a user's record by rename without its lock while that user's PUTs
@@ -658,8 +605,7 @@ class Rehearsal:
 
         def speed_up():
             for tracer in tracers:
-                tracer.send_signal(signal.SIGTERM)
-                tracer.wait(timeout=10)
+                Processes.stop(tracer, 10)
         self.fault(f"storage slow ({self.args.slow_ms} ms added to every openat of every instance)",
                    expect={"HelloBirthdayStorageSlow", "HelloBirthdayLatencyFastBurn",
                            "HelloBirthdayLatencyMediumBurn"},

@@ -17,8 +17,7 @@
 # One dockerd for all steps, with its data root in target/container/docker (images and the
 # build cache survive between runs); it and every container are stopped on every exit. Each
 # step runs under a deadline. Installs nothing: needs, as root, the Debian packages docker.io
-# debootstrap haproxy socat curl python3 (and the Rust toolchain and terraform, as for the rest
-# of CI).
+# debootstrap haproxy python3 (and the Rust toolchain and terraform, as for the rest of CI).
 #
 # Usage: scripts/container/run.sh
 set -euo pipefail
@@ -33,7 +32,7 @@ ROLL_DEADLINE=600
 
 [ "$(id -u)" = 0 ] || die "run as root (dockerd, debootstrap, chown to 65532)"
 for tool in dockerd:docker.io docker:docker.io debootstrap:debootstrap haproxy:haproxy \
-            socat:socat curl:curl python3:python3 cargo:rustup; do
+            python3:python3 cargo:rustup; do
   need "${tool%%:*}" "${tool#*:}"
 done
 

@@ -40,8 +40,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import attacks as a  # noqa: E402
+from rehearsal_kit import Failure, Processes, log, poll  # noqa: E402
 
 # The service's defaults (docs/api.md, "Limits and timeouts"); the rehearsal runs the binary
 # without setting any of them.
@@ -66,39 +67,16 @@ LATENCY_SLO_MS = 25.0
 LATE = 3.0
 EARLY = 0.1
 
-T0 = time.monotonic()
-
-
-def log(message):
-    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
-
-
-class Failure(Exception):
-    pass
-
-
-def poll(what, deadline_s, check, interval=0.05):
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            raise Failure(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(interval)
-
-
 class Server:
     """The release binary with its default settings, JSON logs read line by line (and
     judged) by a thread that can be told to stop reading, and its RSS sampled every 50 ms."""
 
-    def __init__(self, binary, data_dir, work):
+    def __init__(self, procs, binary, data_dir, work):
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=data_dir, LOG_FORMAT="json")
         env.pop("RUST_LOG", None)
         self.stderr_path = os.path.join(work, "server.stderr")
         self.stdout_path = os.path.join(work, "server.stdout")
-        self.proc = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE,
-                                     stderr=open(self.stderr_path, "wb"))
+        self.proc = procs.start([binary], self.stderr_path, env=env, stdout=subprocess.PIPE)
         self.lines = 0
         self.problems = []
         self.by_request_id = {}
@@ -158,12 +136,6 @@ class Server:
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    def stop(self):
-        self.stopped.set()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
     def stderr(self):
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -175,20 +147,17 @@ class Healthy:
     """`loadgen run` (four keep-alive connections, PUTs and GETs over 64 users, every answer
     checked) for a while; its p99."""
 
-    def __init__(self, loadgen, addr, work, name):
+    def __init__(self, procs, loadgen, addr, work, name):
         self.stop_file = os.path.join(work, f"{name}.stop")
         self.out_path = os.path.join(work, f"{name}.out")
-        self.proc = subprocess.Popen(
+        self.proc = procs.start(
             [loadgen, "run", "--target", f"{addr[0]}:{addr[1]}", "--connections", "4",
-             "--users", "64", "--pause-us", "2000", "--stop-file", self.stop_file],
-            stdout=open(self.out_path, "w"), stderr=subprocess.STDOUT)
+             "--users", "64", "--pause-us", "2000", "--stop-file", self.stop_file], self.out_path)
 
     def finish(self):
         open(self.stop_file, "w").close()
-        try:
-            code = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        code, in_time = Processes.stop(self.proc, 30, sig=None)
+        if not in_time:
             raise Failure("loadgen did not stop within 30 s of its stop file")
         with open(self.out_path) as f:
             output = f.read()
@@ -196,11 +165,6 @@ class Healthy:
         if code != 0 or failed:
             raise Failure(f"well-behaved clients saw failures (exit {code}):\n{output}")
         return p50, p99
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ------------------------------------------------------------------------ the refusals ----
@@ -290,8 +254,8 @@ class Rehearsal:
         self.work = tempfile.mkdtemp(prefix="hostile-")
         self.data = os.path.join(self.work, "data")
         os.mkdir(self.data)
+        self.procs = Processes()
         self.server = None
-        self.healthy = []
         self.problems = []
         self.numbers = {}
 
@@ -307,7 +271,7 @@ class Rehearsal:
         # this limit); a Fargate task's limit is 65,536.
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        self.server = Server(self.args.binary, self.data, self.work)
+        self.server = Server(self.procs, self.args.binary, self.data, self.work)
         addr = self.server.addr
         log(f"server listening on {addr[0]}:{addr[1]} (pid {self.server.proc.pid})")
 
@@ -315,8 +279,7 @@ class Rehearsal:
         self.expect(check_refusals(addr, refusals()))
 
         log("phase 2: the well-behaved clients alone")
-        quiet = Healthy(self.args.loadgen, addr, self.work, "quiet")
-        self.healthy.append(quiet)
+        quiet = Healthy(self.procs, self.args.loadgen, addr, self.work, "quiet")
         time.sleep(self.args.quiet_seconds)  # a measurement window, not a wait for a state
         quiet_p50, quiet_p99 = quiet.finish()
         rss_before = self.server.rss_mib()[1]
@@ -377,8 +340,7 @@ class Rehearsal:
             ("refusals and log bombs", repeat_refusals_and_bombs),
             ("fresh connections", probe_fresh_connections),
         ]]
-        busy = Healthy(self.args.loadgen, addr, self.work, "wave")
-        self.healthy.append(busy)
+        busy = Healthy(self.procs, self.args.loadgen, addr, self.work, "wave")
         for thread in threads:
             thread.start()
         # The well-behaved clients measure while the slow heads are sent and held and the
@@ -547,10 +509,9 @@ class Rehearsal:
             self.expect([f"stderr mentions a panic: {stderr[:500]}"])
 
     def cleanup(self):
-        for healthy in self.healthy:
-            healthy.kill()
         if self.server:
-            self.server.stop()
+            self.server.stopped.set()
+        self.procs.stop_all()
         if os.environ.get("CI") != "true" and self.problems:
             log(f"kept {self.work} (server.stdout, server.stderr, loadgen output)")
         else:

@@ -1,0 +1,109 @@
+"""What every Python rehearsal needs: a log with the time since start, waits with deadlines,
+free ports, and the processes it starts, each ended by pid. Stdlib only; test_rehearsal_kit.py.
+
+A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hostile/rehearsal.py.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+T0 = time.monotonic()
+
+
+class Failure(Exception):
+    """A check failed or a wait ran out: the rehearsal fails with this message."""
+
+
+def log(message):
+    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+def wait_until(deadline_s, check, interval=0.05):
+    """check() until it returns a true value (returned), or None once deadline_s have passed.
+    For waits whose end is no failure (a delay that ends early, a state that must not come)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= end:
+            return None
+        time.sleep(interval)
+
+
+def poll(what, deadline_s, check, interval=0.05):
+    """check() until it returns a true value (returned), or Failure after deadline_s."""
+    value = wait_until(deadline_s, check, interval)
+    if not value:
+        raise Failure(f"timed out after {deadline_s} s waiting for {what}")
+    return value
+
+
+def free_ports(n):
+    """n distinct ports free on 127.0.0.1: all bound at once, so none is handed out twice."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port():
+    return free_ports(1)[0]
+
+
+def listening_addr(log_path):
+    """The "host:port" a hello-birthday process logged (JSON) it listens on, or None yet."""
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            if '"message":"listening"' in line:
+                return json.loads(line)["addr"]
+    return None
+
+
+class Processes:
+    """Every process a rehearsal starts, each in a session of its own (a ^C to the terminal
+    reaches the rehearsal, whose cleanup ends them) and ended by its pid in stop_all."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, log_path=os.devnull, **popen):
+        """args, its stdout and stderr (those popen does not redirect) into log_path."""
+        with open(log_path, "wb") as out:  # the child has its own copy of the descriptor
+            popen.setdefault("stdout", out)
+            popen.setdefault("stderr", subprocess.STDOUT if popen["stdout"] is out else out)
+            proc = subprocess.Popen(args, start_new_session=True, **popen)
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc, deadline_s, sig=signal.SIGTERM):
+        """Sends sig (unless None) and waits up to deadline_s for the exit; then SIGKILL.
+        Returns (exit code, whether it exited in time)."""
+        if sig is not None and proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=deadline_s), True
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(), False
+
+    def stop_all(self):
+        """SIGKILL to every process still running (Popen never signals a reaped pid)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                print(f"pid {proc.pid} did not die after SIGKILL", file=sys.stderr)

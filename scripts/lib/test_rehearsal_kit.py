@@ -1,0 +1,97 @@
+"""Run: python3 -m unittest discover -s scripts/lib -p 'test_*.py'"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rehearsal_kit as kit  # noqa: E402
+
+SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+# Ignores SIGTERM, as a process that hangs in its shutdown would.
+STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+            "signal.SIG_IGN); print('up', flush=True); time.sleep(60)"]
+
+
+class Waits(unittest.TestCase):
+    def test_poll_returns_the_first_true_value(self):
+        values = iter([None, 0, "", "addr"])
+        self.assertEqual(kit.poll("x", 5, lambda: next(values), 0), "addr")
+
+    def test_poll_fails_at_its_deadline_naming_what_it_waited_for(self):
+        t0 = time.monotonic()
+        with self.assertRaisesRegex(kit.Failure, "after 0.2 s waiting for the moon"):
+            kit.poll("the moon", 0.2, lambda: False, 0.01)
+        self.assertLess(time.monotonic() - t0, 1.0)
+
+    def test_wait_until_gives_none_at_its_deadline(self):
+        self.assertIsNone(kit.wait_until(0.05, lambda: False, 0.01))
+        self.assertEqual(kit.wait_until(1, lambda: 7), 7)
+
+
+class Ports(unittest.TestCase):
+    def test_free_ports_are_distinct_and_bindable(self):
+        ports = kit.free_ports(5)
+        self.assertEqual(len(set(ports)), 5)
+        for port in ports:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        self.assertIsInstance(kit.free_port(), int)
+
+
+class Logs(unittest.TestCase):
+    def test_listening_addr_is_read_from_the_json_log(self):
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write('{"message":"starting"}\n')
+        self.addCleanup(os.unlink, f.name)
+        self.assertIsNone(kit.listening_addr(f.name))
+        with open(f.name, "a") as f2:
+            f2.write('{"level":"INFO","message":"listening","addr":"127.0.0.1:4242"}\n')
+        self.assertEqual(kit.listening_addr(f.name), "127.0.0.1:4242")
+
+
+class Processes(unittest.TestCase):
+    def setUp(self):
+        self.procs = kit.Processes()
+        self.addCleanup(self.procs.stop_all)
+        self.log = tempfile.NamedTemporaryFile(delete=False).name
+        self.addCleanup(os.unlink, self.log)
+
+    def started(self, args):
+        proc = self.procs.start(args, self.log)
+        kit.poll("the child's output", 10, lambda: Path(self.log).read_text() == "up\n", 0.01)
+        return proc
+
+    def test_output_goes_to_the_log_and_sigterm_ends_it(self):
+        proc = self.started(SLEEPER)
+        self.assertNotEqual(os.getsid(proc.pid), os.getsid(0))
+        self.assertEqual(kit.Processes.stop(proc, 5), (-signal.SIGTERM, True))
+
+    def test_stderr_goes_to_the_log_when_stdout_is_piped(self):
+        proc = self.procs.start([sys.executable, "-c", "import sys; print('out'); "
+                                 "print('err', file=sys.stderr)"], self.log, stdout=subprocess.PIPE)
+        self.assertEqual(proc.communicate(timeout=10)[0], b"out\n")
+        self.assertEqual(Path(self.log).read_text(), "err\n")
+
+    def test_a_process_that_ignores_sigterm_is_killed_at_the_deadline(self):
+        proc = self.started(STUBBORN)
+        t0 = time.monotonic()
+        self.assertEqual(kit.Processes.stop(proc, 0.3), (-signal.SIGKILL, False))
+        self.assertLess(time.monotonic() - t0, 3)
+
+    def test_stop_all_kills_what_runs_and_leaves_the_reaped_alone(self):
+        done = self.procs.start([sys.executable, "-c", "pass"], self.log)
+        done.wait(timeout=10)
+        running = self.started(STUBBORN)
+        self.procs.stop_all()
+        self.assertEqual((done.returncode, running.returncode), (0, -signal.SIGKILL))
+
+
+if __name__ == "__main__":
+    unittest.main()
