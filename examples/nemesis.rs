@@ -45,9 +45,15 @@ use http::{Connection, Response};
 #[derive(Parser)]
 #[command(about = "Linearizability of hello-birthday under clock skew, pauses and crashes")]
 struct Cli {
-    /// The server binary.
-    #[arg(long, default_value = "target/release/hello-birthday")]
-    binary: PathBuf,
+    /// The server binary; several, comma-separated, to run versions side by side as a rolling
+    /// deploy does: instance i runs the (i mod n)-th. Instance 0 does the final sweep, so the
+    /// newest version goes first (it sweeps where older versions left temp files too).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "target/release/hello-birthday"
+    )]
+    binary: Vec<PathBuf>,
     /// Seed of the schedule (faults and operations); random if not given, printed either way.
     #[arg(long)]
     seed: Option<u64>,
@@ -104,6 +110,8 @@ const OFFSETS: [f64; 12] = [
 /// Slack over the storage timeout for an answer to count as "within the deadline": the
 /// request's time in the server before and after its storage call, on a loaded 2-core machine.
 const ANSWER_SLACK: Duration = Duration::from_millis(1500);
+/// What the service logs for a write fenced off because its lock was lost (`StorageError`).
+const LOCK_LOST_LOGGED: &str = "the user's lock was lost";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -114,6 +122,12 @@ fn main() -> ExitCode {
             | 1
     });
     println!("nemesis: seed {seed} (replay with --seed {seed})");
+    if cli.binary.len() > 1 {
+        for index in 0..cli.instances {
+            let binary = &cli.binary[index % cli.binary.len()];
+            println!("  instance {index}: {}", binary.display());
+        }
+    }
     match run(&cli, seed) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -184,8 +198,10 @@ fn run(cli: &Cli, seed: u64) -> io::Result<bool> {
     }
 
     let late = lab.late_answers();
+    let lost = lab.lost_locks()?;
     let mut breaches = lab.breaches.into_inner().unwrap();
     breaches.extend(late);
+    breaches.extend(lost);
     if !leftovers.is_empty() {
         breaches.push(format!("temp files left after a sweep: {leftovers:?}"));
     }
@@ -211,7 +227,6 @@ fn run(cli: &Cli, seed: u64) -> io::Result<bool> {
 
 /// The instances and the faults done to them.
 struct Lab {
-    binary: PathBuf,
     data: PathBuf,
     faketime: PathBuf,
     storage_timeout: Duration,
@@ -225,6 +240,7 @@ struct Lab {
 
 struct Instance {
     index: usize,
+    binary: PathBuf,
     addr: SocketAddr,
     /// libfaketime's offset for this instance, re-read by it every second.
     clock_file: PathBuf,
@@ -249,6 +265,7 @@ impl Lab {
                 fs::write(&clock_file, "+0\n")?;
                 Ok(Instance {
                     index,
+                    binary: cli.binary[index % cli.binary.len()].clone(),
                     addr: free_port()?,
                     clock_file,
                     log: out.join(format!("instance-{index}.log")),
@@ -258,7 +275,6 @@ impl Lab {
             })
             .collect::<io::Result<_>>()?;
         Ok(Self {
-            binary: cli.binary.clone(),
             data: data.to_owned(),
             faketime: cli.faketime.clone(),
             storage_timeout: Duration::from_millis(cli.storage_timeout_ms),
@@ -285,7 +301,7 @@ impl Lab {
             .create(true)
             .append(true)
             .open(&instance.log)?;
-        let mut command = Command::new(&self.binary);
+        let mut command = Command::new(&instance.binary);
         // Only the settings given here: a developer's own environment must not leak in.
         command
             .env_clear()
@@ -413,7 +429,8 @@ impl Lab {
         self.start_with(sweeper, 0)?;
         self.stop_all();
         let mut left = Vec::new();
-        let mut dirs = vec![self.data.join("users")];
+        // `tmp/`, and beside the records, where versions before `tmp/` wrote temp files.
+        let mut dirs = vec![self.data.join("users"), self.data.join("tmp")];
         while let Some(dir) = dirs.pop() {
             for entry in fs::read_dir(&dir)? {
                 let path = entry?.path();
@@ -425,6 +442,27 @@ impl Lab {
             }
         }
         Ok(left)
+    }
+
+    /// Writes whose instance logged that the user's lock had been lost. On one machine's file
+    /// system a lock is never lost (a stopped process keeps it, a killed one writes no more),
+    /// so each is a lock that did not exclude another writer: of another version, say, whose
+    /// lock files are elsewhere. The second fence turns most such races into a 503, so the
+    /// history alone would rarely show them.
+    fn lost_locks(&self) -> io::Result<Vec<String>> {
+        let mut lost = Vec::new();
+        for instance in &self.instances {
+            let log = fs::read_to_string(&instance.log)?;
+            let count = log.matches(LOCK_LOST_LOGGED).count();
+            if count > 0 {
+                lost.push(format!(
+                    "instance {} logged {count} write(s) whose lock was lost ({})",
+                    instance.index,
+                    instance.log.display()
+                ));
+            }
+        }
+        Ok(lost)
     }
 
     /// Answers that came later than the deadline allows, unless their instance was paused or

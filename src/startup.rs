@@ -15,10 +15,10 @@ use crate::domain::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::routes::{AppState, service};
-use crate::storage::{StorageError, Store, StoreConfig};
+use crate::storage::{StorageError, Store, StoreConfig, SweepScope};
 
-/// The orphan sweep never runs more often than this, however small `--orphan-age` is: it lists
-/// every fan-out directory, which is not free on EFS.
+/// The orphan sweep never runs more often than this, however small `--orphan-age` is: each one
+/// lists `tmp/` and the data directory, a few round trips on EFS for nothing most minutes.
 const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the service could not start. One line each, naming the offending value.
@@ -193,13 +193,16 @@ impl Application {
     }
 }
 
-/// Removes orphaned temp files now and then every `max(orphan_age, 1 min)`.
+/// Removes orphaned temp files now and then every `max(orphan_age, 1 min)`. The first sweep
+/// also looks where versions before `tmp/` left theirs (it lists every user, so only once).
 async fn sweep_periodically(store: Store, orphan_age: Duration, metrics: Arc<Metrics>) {
     let mut interval = tokio::time::interval(orphan_age.max(MIN_SWEEP_INTERVAL));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scope = SweepScope::WithLegacy;
     loop {
         interval.tick().await;
-        let swept = store.sweep_orphans(orphan_age).await;
+        let swept = store.sweep_orphans(orphan_age, scope).await;
+        scope = SweepScope::InFlight;
         if let Ok(report) = &swept {
             metrics.orphan_sweep(report.removed, report.in_use, report.errors);
         }

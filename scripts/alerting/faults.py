@@ -5,7 +5,7 @@ PUT loops, strace filtered by path).
 The on-disk names follow src/storage/layout.rs, which is a format every running copy shares:
 a record key is the lowercase hex SHA-256 of the NFC username, its fan-out directory the
 key's first two digits, its lock stripe the key's last two digits modulo 64, and a temp file
-`.<key>.json.tmp-<instance>-<n>` next to the record. test_faults.py pins them to the values
+`tmp/.<key>.json.tmp-<instance>-<n>`. test_faults.py pins them to the values
 layout.rs's own tests pin. Stdlib only.
 """
 
@@ -42,6 +42,7 @@ class Layout:
         self.data = data
         self.users = os.path.join(data, "users")
         self.locks = os.path.join(data, "locks")
+        self.temp = os.path.join(data, "tmp")
 
     def fan_out_dir(self, fan_out):
         return os.path.join(self.users, fan_out)
@@ -53,7 +54,7 @@ class Layout:
         return os.path.join(self.locks, f"{stripe:02}.lock")
 
     def temp_file(self, key, instance, sequence):
-        return os.path.join(self.fan_out_dir(fan_out_of(key)), f".{key}{TEMP_MARKER}{instance}-{sequence}")
+        return os.path.join(self.temp, f".{key}{TEMP_MARKER}{instance}-{sequence}")
 
 
 def record_json(username, date_of_birth, version):
@@ -84,9 +85,7 @@ class Plan:
       fenced users each on a stripe of their own (their writers would otherwise queue on
       each other instead of reaching the stalled lock call);
     - unconfirmed_user: in a fan-out directory no user of the load (nor any other fault) is
-      in, so that delaying that directory's fsync delays only its writes;
-    - unlistable_fan_out: another fan-out directory nobody's record is in: only the orphan
-      sweep lists it.
+      in, so that delaying that directory's fsync delays only its writes.
     """
 
     def __init__(self, busy=6, orphans=10, fenced=3):
@@ -117,8 +116,6 @@ class Plan:
         unused = [f"{n:02x}" for n in range(256) if f"{n:02x}" not in used]
         self.unconfirmed_user = next(
             n for n in names("unconfirmed") if fan_out_of(record_key(n)) in unused)
-        unused.remove(fan_out_of(record_key(self.unconfirmed_user)))
-        self.unlistable_fan_out = unused[0]
 
 
 # ---------------------------------------------------------------- strace -------------------

@@ -468,11 +468,11 @@ class Rehearsal:
         log(f"   lock lost: {len(puts)} PUT(s) to {instance.name} ({puts[-1]}), {peer.renames} renames by the peer")
 
     def break_sweep(self):
-        """Orphans for the sweep to remove, and a fan-out directory it cannot list (openat of
-        that one directory fails with EIO on one instance; no request opens it)."""
+        """Orphans for the sweep to remove, and one instance that cannot list tmp/ (openat of
+        that directory fails with EIO there; writes open files in it, never the directory), so
+        its sweeps fail outright."""
         instance = self.instances[0]
-        self.unlistable = self.layout.fan_out_dir(self.plan.unlistable_fan_out)
-        os.makedirs(self.unlistable, exist_ok=True)
+        self.unlistable = self.layout.temp
         self.sweep_tracer = self.strace(instance, "openat", [self.unlistable], "error=EIO", "sweep")
         self.orphans = faults.plant_orphans(self.layout, self.plan.orphan_keys)
         log(f"   {len(self.orphans)} orphans planted; {self.unlistable} unlistable on {instance.name}; "
@@ -480,7 +480,6 @@ class Rehearsal:
 
     def mend_sweep(self):
         self.detach(self.sweep_tracer)
-        os.rmdir(self.unlistable)
         left = sum(os.path.exists(p) for p in self.orphans)
         log(f"   {len(self.orphans) - left} of the {len(self.orphans)} orphans removed by the sweep")
 
@@ -495,7 +494,7 @@ class Rehearsal:
                               inject=self.lock_lost, heal=lambda: None,
                               resolve_deadline=round(3600 / self.args.scale) + 60)
         self.background_fault(
-            f"crashed writers' {len(self.plan.orphan_keys)} temp files, and a directory the sweep cannot list (EIO)",
+            f"crashed writers' {len(self.plan.orphan_keys)} temp files, and a tmp/ one instance cannot list (EIO)",
             expect={"HelloBirthdayOrphansFound", "HelloBirthdaySweepFailing"},
             inject=self.break_sweep, heal=self.mend_sweep, fire_deadline=100,
             resolve_deadline=round(6 * 3600 / self.args.scale) + 60)

@@ -341,17 +341,20 @@ class Lab:
 
     def temps_of(self, user: str) -> list[str]:
         """`user`'s temp files on the server (a write under way, or its orphan), as paths
-        relative to the export."""
+        relative to the export. Temp files live in tmp/, apart from the records."""
         key = key_of(user)
-        fan = os.path.join(self.server_root, "users", key[:2])
         try:
-            return [f"users/{key[:2]}/{n}" for n in os.listdir(fan) if n.startswith(f".{key}.json.tmp-")]
+            return [f"tmp/{n}" for n in os.listdir(os.path.join(self.server_root, "tmp")) if n.startswith(f".{key}.json.tmp-")]
         except FileNotFoundError:
             return []
 
     def scan_orphans(self) -> list[str]:
-        """Temp and probe files on the server, as paths relative to the export."""
+        """Temp and probe files on the server, as paths relative to the export: tmp/, and the
+        fan-out directories too (where versions before tmp/ left them)."""
         found = []
+        temp = os.path.join(self.server_root, "tmp")
+        if os.path.isdir(temp):
+            found += [f"tmp/{n}" for n in os.listdir(temp) if is_temp_name(n)]
         users = os.path.join(self.server_root, "users")
         for fan in sorted(os.listdir(users)) if os.path.isdir(users) else []:
             d = os.path.join(users, fan)
@@ -462,9 +465,7 @@ class Watcher:
     def poll_once(self) -> None:
         with self.lock:
             users = list(self.users.items())
-        dirs = set()
         for user, path in users:
-            dirs.add(os.path.dirname(path))
             t0 = now()
             try:
                 with open(path, "rb") as f:
@@ -486,15 +487,12 @@ class Watcher:
                     self.observations.append(obs)
             self.last[user] = (raw, t0)
         t = now()
-        for d in dirs:
-            try:
-                names = os.listdir(d)
-            except OSError:
-                continue
-            rel = os.path.relpath(d, self.lab.server_root)
-            for n in names:
+        try:
+            for n in os.listdir(os.path.join(self.lab.server_root, "tmp")):
                 if is_temp_name(n):
-                    self.note_temp(f"{rel}/{n}", t)
+                    self.note_temp(f"tmp/{n}", t)
+        except OSError:
+            pass
         try:
             for n in os.listdir(self.lab.server_root):
                 if n.startswith(".probe-"):

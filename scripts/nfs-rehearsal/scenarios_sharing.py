@@ -182,7 +182,7 @@ def scenario_c(lab: Driver, sc: Scenario) -> None:
     # such a writer leaves it on NFS: half a record, and the far-future mtime of an NFSv4
     # exclusive create whose SETATTR never came (the create verifier). The sweep must remove it.
     key = key_of(users[0])
-    rel = f"users/{key[:2]}/.{key}.json.tmp-planted-0"
+    rel = f"tmp/.{key}.json.tmp-planted-0"
     path = os.path.join(lab.server_root, rel)
     with open(path, "wb") as f:
         f.write(b'{"schema":1,"username":"')

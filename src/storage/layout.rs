@@ -4,11 +4,19 @@
 //!
 //! ```text
 //! DATA_DIR/
-//!   users/<2 hex>/<64 hex>.json               one record per user
-//!   users/<2 hex>/.<64 hex>.json.tmp-<id>-<n>   a write in progress (or orphaned by a crash)
-//!   locks/<00..63>.lock                       advisory lock files, created once, never deleted
-//!   .probe-<id>                               readiness probe scratch file
+//!   users/<2 hex>/<64 hex>.json          one record per user
+//!   tmp/.<64 hex>.json.tmp-<id>-<n>      a write in progress (or orphaned by a crash)
+//!   locks/<00..63>.lock                  advisory lock files, created once, never deleted
+//!   .probe-<id>                          readiness probe scratch file
 //! ```
+//!
+//! Temp files have a directory of their own so that the orphan sweep lists only the writes in
+//! flight, not every user; `tmp/` and `users/` are on one file system, so the rename that
+//! publishes a record is still atomic. Versions before `tmp/` wrote their temp files next to
+//! the record (`users/<2 hex>/.<64 hex>.json.tmp-<id>-<n>`, the same name): while both kinds
+//! of version share a directory, this one sweeps those once at startup
+//! ([`super::SweepScope::WithLegacy`]), and the old ones never see `tmp/`. Mutual exclusion
+//! does not depend on where temp files are: both take the same lock files.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +31,7 @@ pub const LOCK_STRIPES: usize = 64;
 
 const USERS_DIR: &str = "users";
 const LOCKS_DIR: &str = "locks";
+const TEMP_DIR: &str = "tmp";
 const TEMP_MARKER: &str = ".json.tmp-";
 const PROBE_PREFIX: &str = ".probe-";
 
@@ -31,6 +40,7 @@ pub struct Layout {
     root: PathBuf,
     users: PathBuf,
     locks: PathBuf,
+    temp: PathBuf,
 }
 
 /// Everything the store needs to know about one user's record.
@@ -51,6 +61,7 @@ impl Layout {
         Self {
             users: root.join(USERS_DIR),
             locks: root.join(LOCKS_DIR),
+            temp: root.join(TEMP_DIR),
             root,
         }
     }
@@ -65,6 +76,10 @@ impl Layout {
 
     pub fn locks_dir(&self) -> &Path {
         &self.locks
+    }
+
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp
     }
 
     pub fn record(&self, username: &Username) -> RecordPaths {
@@ -108,11 +123,10 @@ impl Layout {
         self.locks.join(format!("{stripe:02}.lock"))
     }
 
-    /// A temp file next to the record, unique per process (`instance`) and write (`sequence`).
+    /// A temp file in `tmp/`, unique per process (`instance`) and write (`sequence`).
     /// Fargate tasks all run as PID 1, so the process id would not be unique.
     pub fn temp_file(&self, paths: &RecordPaths, instance: &str, sequence: u64) -> PathBuf {
-        paths
-            .dir
+        self.temp
             .join(format!(".{}{TEMP_MARKER}{instance}-{sequence}", paths.key))
     }
 
@@ -180,7 +194,9 @@ mod tests {
         let paths = layout.record(&Username::parse("alice").unwrap());
         let temp = layout.temp_file(&paths, "abc123", 7);
         let name = temp.file_name().unwrap().to_str().unwrap();
-        assert_eq!(temp.parent(), Some(paths.dir.as_path()));
+        assert_eq!(temp.parent(), Some(Path::new("/data/tmp")));
+        // The name a version before `tmp/` gave it, which the legacy sweep looks for.
+        assert_eq!(name, format!(".{}.json.tmp-abc123-7", paths.key));
         assert_eq!(Layout::key_of_temp_file(name), Some(paths.key.as_str()));
         assert_eq!(
             Layout::key_of_temp_file(&format!("{}.json", paths.key)),

@@ -55,7 +55,7 @@ pub use layout::{LOCK_STRIPES, Layout};
 pub use metrics::StorageMetrics;
 use pool::Pool;
 pub use record::{Record, SCHEMA_VERSION};
-pub use sweep::SweepReport;
+pub use sweep::{SweepReport, SweepScope};
 
 /// Settings for a [`Store`].
 #[derive(Debug, Clone)]
@@ -192,6 +192,10 @@ impl<F: FileSystem> Store<F> {
             .fs
             .create_dir_all(inner.layout.locks_dir())
             .map_err(StorageError::io("creating the lock directory"))?;
+        inner
+            .fs
+            .create_dir_all(inner.layout.temp_dir())
+            .map_err(StorageError::io("creating the temp directory"))?;
         inner
             .fs
             .sync_dir(inner.layout.root())

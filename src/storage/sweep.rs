@@ -18,17 +18,29 @@ pub struct SweepReport {
     pub errors: usize,
 }
 
+/// Where a sweep looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepScope {
+    /// `tmp/` and the probe files: the writes in flight, however many users there are.
+    InFlight,
+    /// That, and every fan-out directory of `users/`, for the temp files that versions before
+    /// `tmp/` wrote next to the record. Lists every user: once per process, at startup.
+    WithLegacy,
+}
+
 impl Store<StdFs> {
     /// Removes temp files older than `older_than` whose user's lock is free. A temp file only
     /// lives while its writer holds that lock, so a free lock proves the writer is gone; the
     /// age keeps the sweeper away from files whose writer just created them, on hosts whose
     /// clocks or locks we see late.
-    ///
-    /// Lists every fan-out directory, so it runs at startup and periodically, never per request.
-    pub async fn sweep_orphans(&self, older_than: Duration) -> Result<SweepReport, StorageError> {
+    pub async fn sweep_orphans(
+        &self,
+        older_than: Duration,
+        scope: SweepScope,
+    ) -> Result<SweepReport, StorageError> {
         let started = Instant::now();
         let result = self
-            .on_blocking_pool(move |inner| inner.sweep_blocking(older_than))
+            .on_blocking_pool(move |inner| inner.sweep_blocking(older_than, scope))
             .await;
         self.inner.finish(Operation::Sweep, started, &result);
         result
@@ -54,7 +66,11 @@ pub(super) fn age(metadata: &fs::Metadata, now: SystemTime) -> Duration {
 }
 
 impl Inner<StdFs> {
-    fn sweep_blocking(&self, older_than: Duration) -> Result<SweepReport, StorageError> {
+    fn sweep_blocking(
+        &self,
+        older_than: Duration,
+        scope: SweepScope,
+    ) -> Result<SweepReport, StorageError> {
         let mut report = SweepReport::default();
         let now = SystemTime::now();
         let old_enough = |entry: &fs::DirEntry| {
@@ -62,46 +78,17 @@ impl Inner<StdFs> {
                 .metadata()
                 .is_ok_and(|metadata| age(&metadata, now) >= older_than)
         };
-        // Only a data directory that cannot be listed at all fails the sweep; anything smaller
-        // is logged and skipped, so one bad entry cannot stop every later sweep at the same place.
-        let fan_outs = fs::read_dir(self.layout.users_dir())
-            .map_err(StorageError::io("listing for the orphan sweep"))?;
-        for fan_out in fan_outs {
-            let Ok(fan_out) = fan_out else {
+        // What cannot be listed, checked or removed is logged, counted and skipped, so one bad
+        // entry cannot stop every later sweep at the same place.
+        match fs::read_dir(self.layout.temp_dir()) {
+            Ok(entries) => self.sweep_temp_files(entries, &old_enough, &mut report),
+            Err(error) => {
+                tracing::warn!(%error, "orphan sweep: cannot list the temp directory");
                 report.errors += 1;
-                continue;
-            };
-            if !fan_out.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
             }
-            let entries = match fs::read_dir(fan_out.path()) {
-                Ok(entries) => entries,
-                Err(error) => {
-                    tracing::warn!(%error, "orphan sweep: cannot list a fan-out directory");
-                    report.errors += 1;
-                    continue;
-                }
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(key) = name.to_str().and_then(Layout::key_of_temp_file) else {
-                    continue;
-                };
-                let Some(paths) = self.layout.record_for_key(key.to_owned()) else {
-                    continue;
-                };
-                if !old_enough(&entry) {
-                    continue;
-                }
-                match self.lock_is_free(paths.stripe) {
-                    Ok(true) => self.remove_orphan(&entry.path(), &mut report),
-                    Ok(false) => report.in_use += 1,
-                    Err(error) => {
-                        tracing::warn!(%error, "orphan sweep: cannot check a lock");
-                        report.errors += 1;
-                    }
-                }
-            }
+        }
+        if scope == SweepScope::WithLegacy {
+            self.sweep_legacy_temp_files(&old_enough, &mut report);
         }
         // Probe files of instances that died mid-probe (a probe lasts milliseconds).
         if let Ok(entries) = fs::read_dir(self.layout.root()) {
@@ -117,6 +104,67 @@ impl Inner<StdFs> {
             }
         }
         Ok(report)
+    }
+
+    /// Temp files beside the records, where versions before `tmp/` wrote them.
+    fn sweep_legacy_temp_files(
+        &self,
+        old_enough: &impl Fn(&fs::DirEntry) -> bool,
+        report: &mut SweepReport,
+    ) {
+        let fan_outs = match fs::read_dir(self.layout.users_dir()) {
+            Ok(fan_outs) => fan_outs,
+            Err(error) => {
+                tracing::warn!(%error, "orphan sweep: cannot list the users directory");
+                report.errors += 1;
+                return;
+            }
+        };
+        for fan_out in fan_outs {
+            let Ok(fan_out) = fan_out else {
+                report.errors += 1;
+                continue;
+            };
+            if !fan_out.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match fs::read_dir(fan_out.path()) {
+                Ok(entries) => self.sweep_temp_files(entries, old_enough, report),
+                Err(error) => {
+                    tracing::warn!(%error, "orphan sweep: cannot list a fan-out directory");
+                    report.errors += 1;
+                }
+            }
+        }
+    }
+
+    /// Removes the orphans among `entries`: our temp files, old enough, whose lock is free.
+    fn sweep_temp_files(
+        &self,
+        entries: fs::ReadDir,
+        old_enough: &impl Fn(&fs::DirEntry) -> bool,
+        report: &mut SweepReport,
+    ) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(key) = name.to_str().and_then(Layout::key_of_temp_file) else {
+                continue;
+            };
+            let Some(paths) = self.layout.record_for_key(key.to_owned()) else {
+                continue;
+            };
+            if !old_enough(&entry) {
+                continue;
+            }
+            match self.lock_is_free(paths.stripe) {
+                Ok(true) => self.remove_orphan(&entry.path(), report),
+                Ok(false) => report.in_use += 1,
+                Err(error) => {
+                    tracing::warn!(%error, "orphan sweep: cannot check a lock");
+                    report.errors += 1;
+                }
+            }
+        }
     }
 
     /// Whether no writer holds `stripe`'s lock: in this process (the stripe's async mutex is

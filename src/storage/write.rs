@@ -124,13 +124,10 @@ impl<F: FileSystem> Inner<F> {
         let temp = self.layout.temp_file(paths, &self.instance, sequence);
         let json = record.to_json();
         let written = match self.fs.write_new_synced(&temp, &json) {
-            // The fan-out directory is created on first use, and its entry in `users/` made
-            // durable (on a local disk a crash could otherwise lose the directory, and with it
-            // a record already acknowledged).
+            // `tmp/` is made at startup, but an operator may have removed it since.
             Err(e) if e.kind() == io::ErrorKind::NotFound => self
                 .fs
-                .create_dir_all(&paths.dir)
-                .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
+                .create_dir_all(self.layout.temp_dir())
                 .and_then(|()| self.fs.write_new_synced(&temp, &json)),
             other => other,
         };
@@ -185,9 +182,25 @@ impl<F: FileSystem> Inner<F> {
         if !fence.pass() {
             return Err(StorageError::TimedOut(self.config.storage_timeout));
         }
-        self.fs
-            .rename(temp, &paths.record)
-            .map_err(StorageError::unconfirmed("replacing a record"))
+        match self.fs.rename(temp, &paths.record) {
+            // The first record of its fan-out directory: the directory is made on first use,
+            // so a PUT pays no round trip for it otherwise. Its entry in `users/` is made
+            // durable too: on a local disk a crash could lose the directory, and with it a
+            // record already acknowledged. The rename did not happen, so a failure here, or a
+            // deadline that passed meanwhile, changed nothing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.fs
+                    .create_dir_all(&paths.dir)
+                    .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
+                    .map_err(StorageError::io("creating a record directory"))?;
+                if fence.expired() {
+                    return Err(StorageError::TimedOut(self.config.storage_timeout));
+                }
+                self.fs.rename(temp, &paths.record)
+            }
+            other => other,
+        }
+        .map_err(StorageError::unconfirmed("replacing a record"))
     }
     /// The bytes of the record in place, for a writer holding the user's lock: `None` if there
     /// is none. A failed read fails the write.

@@ -71,8 +71,10 @@ fn assert_records_intact(data_dir: &Path) {
     }
 }
 
+/// Temp files anywhere in the data directory: in `tmp/`, or beside a record where versions
+/// before `tmp/` wrote them.
 fn temp_files(data_dir: &Path) -> Vec<String> {
-    snapshot(&data_dir.join("users"))
+    snapshot(data_dir)
         .into_iter()
         .map(|(p, _)| p.display().to_string())
         .filter(|p| p.contains(".json.tmp-"))
@@ -348,8 +350,15 @@ fn orphaned_temp_files_are_swept_at_startup() {
     first.put_date("alice", "1990-01-15");
     let record = record_files(&first.data_dir).pop().unwrap();
     let key = record.file_stem().unwrap().to_str().unwrap();
-    let orphan = record.with_file_name(format!(".{key}.json.tmp-0123456789abcdef-7"));
-    std::fs::write(&orphan, br#"{"schema":1,"user"#).unwrap();
+    let name = format!(".{key}.json.tmp-0123456789abcdef-7");
+    // One in `tmp/`, and one beside the record, where versions before `tmp/` wrote them.
+    let orphans = [
+        first.data_dir.join("tmp").join(&name),
+        record.with_file_name(&name),
+    ];
+    for orphan in &orphans {
+        std::fs::write(orphan, br#"{"schema":1,"user"#).unwrap();
+    }
     let unrelated = record.with_file_name("notes.txt");
     std::fs::write(&unrelated, b"keep me").unwrap();
     let data_dir = first.data_dir.clone();
@@ -360,8 +369,8 @@ fn orphaned_temp_files_are_swept_at_startup() {
         .arg("--orphan-age")
         .arg("0")
         .spawn();
-    second.wait_until("the orphan is swept", Duration::from_secs(10), || {
-        !orphan.exists()
+    second.wait_until("the orphans are swept", Duration::from_secs(10), || {
+        orphans.iter().all(|orphan| !orphan.exists())
     });
     assert!(
         unrelated.exists(),

@@ -8,7 +8,6 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
     let layout = &f.store.inner.layout;
     let orphan_of = |name: &str| {
         let paths = layout.record(&user(name));
-        std::fs::create_dir_all(&paths.dir).unwrap();
         let temp = layout.temp_file(&paths, "deadbeef", 1);
         std::fs::write(&temp, b"{\"schema\":1,").unwrap();
         (temp, paths.stripe)
@@ -26,13 +25,17 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
     // Too young: nothing is touched.
     let report = f
         .store
-        .sweep_orphans(Duration::from_secs(300))
+        .sweep_orphans(Duration::from_secs(300), SweepScope::InFlight)
         .await
         .unwrap();
     assert_eq!(report, SweepReport::default());
     assert!(orphan.exists() && in_use.exists());
 
-    let report = f.store.sweep_orphans(Duration::ZERO).await.unwrap();
+    let report = f
+        .store
+        .sweep_orphans(Duration::ZERO, SweepScope::InFlight)
+        .await
+        .unwrap();
     assert_eq!(
         report,
         SweepReport {
@@ -47,6 +50,39 @@ async fn the_sweeper_removes_only_old_orphans_whose_lock_is_free() {
         "the dead instance's probe file was not removed"
     );
     assert!(in_use.exists(), "a temp file under a held lock was removed");
+}
+
+/// Versions before `tmp/` left their orphans next to the record: only the sweep at startup
+/// lists every fan-out directory for them; the periodic one lists `tmp/` alone.
+#[tokio::test]
+async fn orphans_of_versions_before_the_temp_directory_are_swept_at_startup_only() {
+    let f = fixture_with(StdFs);
+    let layout = &f.store.inner.layout;
+    let paths = layout.record(&user("carol"));
+    std::fs::create_dir_all(&paths.dir).unwrap();
+    let name = layout
+        .temp_file(&paths, "0123456789abcdef", 7)
+        .file_name()
+        .unwrap()
+        .to_owned();
+    let legacy = paths.dir.join(name);
+    std::fs::write(&legacy, b"{\"schema\":1,").unwrap();
+
+    let report = f
+        .store
+        .sweep_orphans(Duration::ZERO, SweepScope::InFlight)
+        .await
+        .unwrap();
+    assert_eq!(report, SweepReport::default());
+    assert!(legacy.exists());
+
+    let report = f
+        .store
+        .sweep_orphans(Duration::ZERO, SweepScope::WithLegacy)
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(!legacy.exists(), "the legacy orphan was not removed");
 }
 
 #[tokio::test]
