@@ -202,8 +202,10 @@ pub fn outcome_of_put(answer: &io::Result<Response>) -> Outcome {
 }
 
 /// The last segment of a problem's `type` (`storage-busy`), or "" if there is none.
+/// A body that is not JSON (a load balancer's own HTML error page) has none either: its
+/// request may never have reached an instance, which says nothing about its effect.
 pub fn problem_type(response: &Response) -> String {
-    let body = response.json();
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
     let kind = body["type"].as_str().unwrap_or_default();
     kind.rsplit(':').next().unwrap_or(kind).to_owned()
 }
@@ -273,5 +275,31 @@ pub fn greeting(name: &str, born: NaiveDate, today: NaiveDate) -> String {
     match (next - today).num_days() {
         0 => format!("Hello, {name}! Happy birthday!"),
         n => format!("Hello, {name}! Your birthday is in {n} day(s)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> io::Result<Response> {
+        Ok(Response {
+            status,
+            headers: HashMap::new(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_load_balancers_html_error_page_is_an_unknown_outcome() {
+        let page = answer(
+            503,
+            "<html><body><h1>503 Service Unavailable</h1></body></html>",
+        );
+        assert_eq!(outcome_of_put(&page), Outcome::Info);
+        assert_eq!(note(&page), "503 ");
+        let busy = answer(503, r#"{"type":"tag:hello-birthday,2026:storage-busy"}"#);
+        assert_eq!(outcome_of_put(&busy), Outcome::Fail);
+        assert_eq!(note(&busy), "503 storage-busy");
     }
 }
