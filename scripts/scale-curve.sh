@@ -43,13 +43,13 @@ if [ -w /proc/sys/vm/drop_caches ]; then COLD=--cold; fi
 declare -A cell
 # field LINE KEY: the value of KEY in one of scale's `key=value` lines.
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
-# rate_cell LINE: "ops/s, p50, p99" of a load or raw line; and how many ops, for cold runs
+# rate_cell LINE: "ops/s; mean, p50, p99" of a load or raw line; and how many ops, for cold runs
 # (each user once: a small N runs out before the time is up).
 rate_cell() {
-  awk -v r="$(field "$1" ops_per_s)" -v p50="$(field "$1" p50_us)" -v p99="$(field "$1" p99_us)" \
-    -v n="$(field "$1" ops)" -v cold="${2:-}" \
+  awk -v r="$(field "$1" ops_per_s)" -v mean="$(field "$1" mean_us)" -v p50="$(field "$1" p50_us)" \
+    -v p99="$(field "$1" p99_us)" -v n="$(field "$1" ops)" -v cold="${2:-}" \
     'function t(us) { return us >= 1000 ? sprintf("%.1f ms", us / 1000) : sprintf("%.0f µs", us) }
-     BEGIN { printf "%d/s, p50 %s, p99 %s", r, t(p50), t(p99); if (cold) printf " (%d users)", n }'
+     BEGIN { printf "%d/s; mean %s, p50 %s, p99 %s", r, t(mean), t(p50), t(p99); if (cold) printf " (%d users)", n }'
 }
 # sweep_calls DATA SCOPE: the data-directory file-system calls of one sweep, as "total (name
 # count, ...)": a traced run of one sweep minus a traced run of none (opening the store).
@@ -96,7 +96,8 @@ for users in "${SIZES[@]}"; do
 
   start_server SERVER "$BIN" --data-dir "$data"
   # Load starts once the startup sweep is over: it lists every user, and would be measured too.
-  poll 600 sh -c "curl -fsS 'http://$SERVER_ADDR/metrics' | grep -q '^storage_operation_duration_seconds_count{operation=\"sweep\"} [1-9]'"
+  # (grep reads the whole page: with -q it could close the pipe under curl, which complains.)
+  poll 600 sh -c "curl -fsS 'http://$SERVER_ADDR/metrics' | grep '^storage_operation_duration_seconds_count{operation=\"sweep\"} [1-9]' >/dev/null"
   for kind in known unknown put; do
     line=$("$SCALE" load --target "$SERVER_ADDR" --users "$users" --kind "$kind" \
       --connections "$CONNECTIONS" --seconds "$SECONDS_PER_PHASE")
