@@ -122,6 +122,9 @@ for users in "${SIZES[@]}"; do
     cell[ready_cold,$users]="$(field "$line" ready_median_ms) ms"
     cell[startup_sweep_cold,$users]="$(field "$line" startup_sweep_median_ms) ms"
   fi
+  # One rm per fan-out directory, 8 at a time: after the cold runs the inodes are not cached,
+  # and a lone rm waits on each read in turn (a million took over ten minutes that way).
+  find "$data/users" -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r -n 4 -P 8 rm -rf
   rm -rf "$data"
 done
 
