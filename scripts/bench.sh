@@ -63,8 +63,9 @@ done
 
 echo "==> building the release binary and the load generator"
 cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-BIN=${BENCH_BINARY:-$PWD/target/release/hello-birthday}
-LOADGEN=$PWD/target/release/examples/loadgen
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}  # where cargo just built them
+BIN=${BENCH_BINARY:-$TARGET_DIR/release/hello-birthday}
+LOADGEN=$TARGET_DIR/release/examples/loadgen
 
 WORK=$(mktemp -d)
 . scripts/lib.sh
