@@ -3,7 +3,7 @@
 //!
 //! - `scale seed`: N records, written with the library's own `Layout` and `Record`, as the
 //!   service's first PUT of each user leaves them (version 1), without the fsyncs and renames
-//!   that make one write durable (seeding is not what is measured).
+//!   that make one write durable (seeding is not what is measured), then one `sync`.
 //! - `scale raw`: the substrate's own limit: threads doing open+read+close of random record
 //!   files, the same files the service reads for a GET.
 //! - `scale load`: GET (known or unknown users) or PUT over keep-alive connections, each
@@ -271,6 +271,14 @@ fn seed(data_dir: &Path, users: usize, threads: usize) -> Result<String, String>
     });
     if let Some(error) = failed {
         return Err(error);
+    }
+    // Write it all out now: gigabytes of dirty pages flushed during the measurements that
+    // follow would slow their fsyncs (PUT) and reads, and that is seeding's cost, not theirs.
+    let synced = Command::new("sync")
+        .status()
+        .map_err(|e| format!("sync: {e}"))?;
+    if !synced.success() {
+        return Err(format!("sync: {synced}"));
     }
     Ok(format!(
         "users={users} seed_s={:.1}",
