@@ -1,5 +1,5 @@
 //! The scale curve's measuring tool: seeds a data directory with N users in the service's own
-//! on-disk layout, and measures at that size what `scripts/bench.sh --curve` puts in a table.
+//! on-disk layout, and measures at that size what `scripts/scale-curve.sh` puts in a table.
 //!
 //! - `scale seed`: N records, written with the library's own `Layout` and `Record`, as the
 //!   service's first PUT of each user leaves them (version 1), without the fsyncs and renames
@@ -243,7 +243,8 @@ fn seed(data_dir: &Path, users: usize, threads: usize) -> Result<String, String>
     let started = Instant::now();
     drop(open_store(data_dir)?);
     let layout = Layout::new(data_dir);
-    // Every fan-out directory up front, so the writers need no create_dir per file.
+    // Every fan-out directory up front, so the writers need no create_dir per file (the
+    // service makes each on its first write into it; past a few thousand users all exist).
     for byte in 0..=255u8 {
         fs::create_dir_all(layout.users_dir().join(format!("{byte:02x}")))
             .map_err(|e| format!("creating a fan-out directory: {e}"))?;
