@@ -8,12 +8,49 @@
 #   - idle RSS, peak RSS under 256 connections, start-to-ready time
 #   - file-system calls per GET and per PUT, counted with strace over a known number of
 #     requests, minus a run with no requests
-# Usage: scripts/bench.sh            (10 s per load phase)
+# Then the scale curve (scripts/scale-curve.sh): the same binary on 1 thousand to 1 million
+# users in one data directory, with the disk's own cost per record beside it.
+# Usage: scripts/bench.sh            (10 s per load phase; the short curve: 1k and 100k users)
 #        BENCH_SECONDS=3 scripts/bench.sh   (the short mode .ci/run uses)
-#        BENCH_BINARY=path scripts/bench.sh (another build of the server, for an A/B)
-# Needs wrk and strace (apt-get install wrk strace). Prints a Markdown table.
+#        BENCH_BINARY=path scripts/bench.sh (another build of the server, for an A/B; the
+#                                            curve always builds its own)
+#        scripts/bench.sh --curve=long      (the curve at 1k, 100k and 1M users: ~5 GB of
+#                                            disk, 1M inodes, about 10 minutes)
+#        scripts/bench.sh --curve=10m       (and 10M users: ~45 GB and 10M inodes; checked
+#                                            before anything is written)
+#        scripts/bench.sh --curve=none      (no curve)    --curve-only (the curve alone)
+# Needs wrk and strace (apt-get install wrk strace). Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+CURVE=short
+CURVE_ONLY=
+for arg in "$@"; do
+  case $arg in
+    --curve=short | --curve=long | --curve=10m | --curve=none) CURVE=${arg#--curve=} ;;
+    --curve-only) CURVE_ONLY=1 ;;
+    *) echo "usage: $0 [--curve=short|long|10m|none] [--curve-only]" >&2; exit 2 ;;
+  esac
+done
+case $CURVE in
+  short) CURVE_SIZES=(1000 100000) ;;
+  long) CURVE_SIZES=(1000 100000 1000000) ;;
+  10m) CURVE_SIZES=(1000 100000 1000000 10000000) ;;
+  none) CURVE_SIZES=() ;;
+esac
+if [ "$CURVE" = 10m ]; then
+  # 10M records take ~4.3 KB of disk and one inode each; refuse early rather than fill the disk.
+  free_kb=$(df -Pk "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
+  free_inodes=$(df -Pi "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
+  if [ "$free_kb" -lt 50000000 ] || [ "$free_inodes" -lt 11000000 ]; then
+    echo "bench: --curve=10m needs 50 GB and 11M inodes free; there are $((free_kb / 1000000)) GB and $free_inodes" >&2
+    exit 1
+  fi
+fi
+if [ -n "$CURVE_ONLY" ]; then
+  [ ${#CURVE_SIZES[@]} -gt 0 ] || { echo "bench: --curve-only with --curve=none does nothing" >&2; exit 2; }
+  exec scripts/scale-curve.sh "${CURVE_SIZES[@]}"
+fi
 
 SECONDS_PER_PHASE=${BENCH_SECONDS:-10}
 CONNECTIONS=64
@@ -26,8 +63,9 @@ done
 
 echo "==> building the release binary and the load generator"
 cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-BIN=${BENCH_BINARY:-$PWD/target/release/hello-birthday}
-LOADGEN=$PWD/target/release/examples/loadgen
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}  # where cargo just built them
+BIN=${BENCH_BINARY:-$TARGET_DIR/release/hello-birthday}
+LOADGEN=$TARGET_DIR/release/examples/loadgen
 
 WORK=$(mktemp -d)
 . scripts/lib.sh
@@ -173,3 +211,9 @@ sock=$(( put_sock + get_sock + live_sock + c256_sock ))
   echo "bench: $bad non-2xx responses, $sock socket errors (wrk output in each phase above)" >&2
   exit 1
 }
+
+if [ ${#CURVE_SIZES[@]} -gt 0 ]; then
+  echo
+  echo "==> the scale curve: ${CURVE_SIZES[*]} users"
+  scripts/scale-curve.sh "${CURVE_SIZES[@]}"
+fi
