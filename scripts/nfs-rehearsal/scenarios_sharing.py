@@ -237,6 +237,20 @@ ROUND_TRIP_STEPS = [
 ]
 
 
+NEW_FAN_OUT = "PUT new user, new fan-out directory"
+
+
+def user_in(lab: Driver, sc: Scenario, fan_out: str) -> str:
+    """A new user whose record goes to users/<fan_out>/ (one name in 256 does)."""
+    for _ in range(20_000):
+        user = lab.new_user(sc.letter + "rt", watch=False)
+        if key_of(user)[:2] == fan_out:
+            lab.watcher.add(user)
+            sc.users.append(user)
+            return user
+    raise ScenarioError(f"no user name for fan-out directory {fan_out}")
+
+
 def mount_ops(mount: str) -> dict[str, int]:
     with open("/proc/self/mountstats") as f:
         mounts = roundtrips.parse(f.read())
@@ -266,10 +280,17 @@ def count_round_trips(lab: Driver, sc: Scenario, users: int = 12) -> None:
     counters (roundtrips.py), one request at a time with nothing else sent to that host."""
     h1 = lab.hosts[0]
     samples: dict[str, list[dict[str, int]]] = {label: [] for label, _, counted in ROUND_TRIP_STEPS if counted}
+    samples[NEW_FAN_OUT] = []
     latency: dict[str, list[float]] = {label: [] for label in samples}
+    fan_out = None
     for _ in range(users):
-        user = sc.user("rt")
+        # After the first, users whose records share its fan-out directory: with many users
+        # every directory exists, and a new user's PUT does not make one.
+        user = sc.user("rt") if fan_out is None else user_in(lab, sc, fan_out)
+        fan_out = key_of(user)[:2]
         for label, host, counted in ROUND_TRIP_STEPS:
+            if label == "PUT new user" and not os.path.isdir(os.path.dirname(lab.record_path(user))):
+                label = NEW_FAN_OUT
             before = settled_ops(lab, h1.data_dir) if counted else None
             send = lab.get if label.startswith("GET") else lab.put
             r = send(lab.hosts[host], user, sc.letter, "round-trips")
@@ -279,7 +300,7 @@ def count_round_trips(lab: Driver, sc: Scenario, users: int = 12) -> None:
             if counted:
                 samples[label].append(roundtrips.delta(before, settled_ops(lab, h1.data_dir)))
                 latency[label].append(r.t_end - r.t_send)
-    summary = {label: roundtrips.summarize(s) for label, s in samples.items()}
+    summary = {label: roundtrips.summarize(s) for label, s in samples.items() if s}
     sc.timeline["round_trips"] = {label: dict(s, samples=samples[label]) for label, s in summary.items()}
     sc.say(f"NFS round trips per request via {h1.name} ({h1.data_dir}'s per-op counters in /proc/self/mountstats, {users} users, one request at a time):")
     sc.say(roundtrips.header())

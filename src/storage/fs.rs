@@ -39,6 +39,9 @@ pub trait FileSystem: Send + Sync + 'static {
 
     /// Tries once to take an exclusive lock. `Ok(false)` means someone else holds it.
     fn try_lock(&self, file: &Self::LockFile) -> io::Result<bool>;
+
+    /// Releases the lock taken on `file`, which stays open.
+    fn unlock(&self, file: &Self::LockFile) -> io::Result<()>;
 }
 
 /// The real file system through `std::fs`.
@@ -148,6 +151,10 @@ impl FileSystem for StdFs {
             Err(TryLockError::WouldBlock) => Ok(false),
             Err(TryLockError::Error(e)) => Err(e),
         }
+    }
+
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        file.unlock()
     }
 }
 

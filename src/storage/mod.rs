@@ -84,7 +84,7 @@ impl<F: FileSystem> Clone for Store<F> {
     }
 }
 
-struct Inner<F> {
+struct Inner<F: FileSystem> {
     fs: F,
     layout: Layout,
     config: StoreConfig,
@@ -101,6 +101,10 @@ struct Inner<F> {
     /// itself first "silly-renames" that file away (to `.nfsXXXX`), so for a round trip the
     /// record would be missing on the server, for every host. Not with this.
     open_records: Vec<std::sync::RwLock<()>>,
+    /// Per lock stripe: its lock file, kept open and unlocked between writes (opening and
+    /// closing it for each would cost every PUT two NFS round trips, OPEN and CLOSE). Only the
+    /// writer at the head of the stripe's queue (`stripes`) takes it out, and puts it back.
+    lock_files: Vec<std::sync::Mutex<Option<F::LockFile>>>,
     /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
     /// run as PID 1, so the process id would collide).
     instance: String,
@@ -164,6 +168,7 @@ impl<F: FileSystem> Store<F> {
                 pool: Pool::new(pool::Settings::new(slot_count + 1)),
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
+                lock_files: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
                 durations: Operation::ALL.map(|operation| {

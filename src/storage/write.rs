@@ -147,7 +147,7 @@ impl<F: FileSystem> Inner<F> {
         self.fs
             .sync_dir(&paths.dir)
             .map_err(StorageError::unconfirmed("syncing a record directory"))
-        // `_lock` is released here, after the rename is durable.
+        // `_lock` is released here, after the rename is durable; its file stays open.
     }
 
     /// Renames the written `temp` over the record, unless a fence says no.
@@ -227,20 +227,58 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`.
-    fn lock_stripe(&self, stripe: usize, deadline: Instant) -> Result<F::LockFile, StorageError> {
-        let file = self.open_stripe_lock(stripe)?;
+    /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`, on the
+    /// stripe's lock file kept open since its last write (or opened now). The caller holds the
+    /// stripe's queue.
+    fn lock_stripe(
+        &self,
+        stripe: usize,
+        deadline: Instant,
+    ) -> Result<StripeLock<'_, F>, StorageError> {
+        let kept = self.lock_files[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut reopened = kept.is_none();
+        let mut file = match kept {
+            Some(file) => file,
+            None => self.open_stripe_lock(stripe)?,
+        };
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
         loop {
-            if self.try_lock(&file)? {
-                return Ok(file);
+            match self.fs.try_lock(&file) {
+                Ok(true) => {
+                    return Ok(StripeLock {
+                        inner: self,
+                        stripe,
+                        file: Some(file),
+                    });
+                }
+                Ok(false) => {}
+                // A file kept open since an earlier write may have lost its state on the file
+                // server (its lease expired while this host was cut off): open it afresh, once.
+                Err(error) if !reopened => {
+                    tracing::warn!(%error, "could not lock a kept lock file; opening it again");
+                    file = self.open_stripe_lock(stripe)?;
+                    reopened = true;
+                    continue;
+                }
+                Err(error) => return Err(StorageError::io("taking a record lock")(error)),
             }
             let now = Instant::now();
             if now >= deadline {
+                self.keep_lock_file(stripe, file);
                 return Err(self.lock_timed_out());
             }
             std::thread::sleep(backoff.next_delay().min(deadline - now));
         }
+    }
+
+    /// Keeps `stripe`'s lock file, unlocked, for its next writer.
+    fn keep_lock_file(&self, stripe: usize, file: F::LockFile) {
+        *self.lock_files[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(file);
     }
 
     pub(super) fn open_stripe_lock(&self, stripe: usize) -> Result<F::LockFile, StorageError> {
@@ -254,5 +292,26 @@ impl<F: FileSystem> Inner<F> {
         self.fs
             .try_lock(file)
             .map_err(StorageError::io("taking a record lock"))
+    }
+}
+
+/// A stripe's file lock, held. Dropping it unlocks the file and keeps it open for the stripe's
+/// next writer. A file that cannot be unlocked is closed instead, which releases what the
+/// client still holds on it; the next writer opens the lock file again.
+struct StripeLock<'a, F: FileSystem> {
+    inner: &'a Inner<F>,
+    stripe: usize,
+    file: Option<F::LockFile>,
+}
+
+impl<F: FileSystem> Drop for StripeLock<'_, F> {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        match self.inner.fs.unlock(&file) {
+            Ok(()) => self.inner.keep_lock_file(self.stripe, file),
+            Err(error) => tracing::warn!(%error, "could not unlock a lock file; closing it"),
+        }
     }
 }

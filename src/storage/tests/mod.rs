@@ -28,6 +28,9 @@ enum Call {
     WriteNewSynced,
     Rename,
     SyncDir,
+    OpenLockFile,
+    TryLock,
+    Unlock,
 }
 
 enum Fault {
@@ -144,10 +147,20 @@ impl FileSystem for FaultyFs {
         StdFs.remove_file(path)
     }
     fn open_lock_file(&self, path: &Path) -> io::Result<File> {
+        self.next_fault(Call::OpenLockFile);
         StdFs.open_lock_file(path)
     }
     fn try_lock(&self, file: &File) -> io::Result<bool> {
-        StdFs.try_lock(file)
+        match self.next_fault(Call::TryLock) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.try_lock(file),
+        }
+    }
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        match self.next_fault(Call::Unlock) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.unlock(file),
+        }
     }
 }
 

@@ -270,3 +270,84 @@ async fn a_writer_whose_record_changed_under_its_lock_does_not_rename_over_it() 
     assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
     assert_fenced_once(&f, "lock_lost");
 }
+
+#[tokio::test]
+async fn a_stripes_lock_file_stays_open_between_writes_and_unlocked_after_each() {
+    let (f, alice) = faulty_with_alice().await;
+    let lock_file = f
+        .store
+        .inner
+        .layout
+        .lock_file(f.store.inner.layout.record(&alice).stripe);
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        f.store.put(&alice, date, Utc::now()).await.unwrap();
+        // Free for anyone else (another descriptor conflicts with a held flock, as another
+        // host's lock does): the kept file is unlocked.
+        let other = StdFs.open_lock_file(&lock_file).unwrap();
+        assert!(StdFs.try_lock(&other).unwrap(), "the lock is still held");
+    }
+    // alice's setup write opened it; the two writes since used it as it was.
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 0);
+    assert_eq!(f.store.inner.fs.count(Call::Unlock), 2);
+}
+
+#[tokio::test]
+async fn a_kept_lock_file_that_cannot_be_locked_is_opened_again_once() {
+    let (f, alice) = faulty_with_alice().await;
+    // As when this host's lease expired and the client lost the file's state on the server.
+    f.store
+        .inner
+        .fs
+        .inject(Call::TryLock, Fault::Error(io::ErrorKind::Other));
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 1);
+
+    // Twice in a row: the freshly opened file's error is the write's.
+    for _ in 0..2 {
+        f.store
+            .inner
+            .fs
+            .inject(Call::TryLock, Fault::Error(io::ErrorKind::Other));
+    }
+    let err = f
+        .store
+        .put(&alice, born(1992, 3, 3), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
+}
+
+#[tokio::test]
+async fn a_lock_file_that_cannot_be_unlocked_is_closed_and_the_next_write_opens_it() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .inject(Call::Unlock, Fault::Error(io::ErrorKind::Other));
+    // The write itself is done and durable by then.
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    let lock_file = f
+        .store
+        .inner
+        .layout
+        .lock_file(f.store.inner.layout.record(&alice).stripe);
+    let other = StdFs.open_lock_file(&lock_file).unwrap();
+    assert!(
+        StdFs.try_lock(&other).unwrap(),
+        "closing did not release the lock"
+    );
+    drop(other);
+    f.store
+        .put(&alice, born(1992, 3, 3), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 1);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
+}
