@@ -15,6 +15,19 @@ pub trait FileSystem: Send + Sync + 'static {
     /// client looked its name up is reported as ESTALE (`StaleNetworkFileHandle`).
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 
+    /// A record file that a writer keeps open, from its read of the record under the lock to
+    /// its fence.
+    type OpenRecord: Send;
+
+    /// `read`, keeping the file open.
+    fn read_and_keep(&self, path: &Path) -> io::Result<(Self::OpenRecord, Vec<u8>)>;
+
+    /// Whether `file` still has a name, as the file server says now: a forced GETATTR (one
+    /// round trip on NFS), never this client's attribute cache, which may be seconds old. A
+    /// file another writer has since renamed a new record over has no links left (the server
+    /// keeps it while it is open), or is gone from the server (ESTALE).
+    fn still_linked(&self, file: &Self::OpenRecord) -> io::Result<bool>;
+
     /// Reads a directory listing, which makes an NFS client revalidate the directory and drop
     /// cached negative lookups ("no such file") for names another host has since created.
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()>;
@@ -68,8 +81,13 @@ fn read_some(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
 
 impl FileSystem for StdFs {
     type LockFile = File;
+    type OpenRecord = File;
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read_and_keep(path).map(|(_, bytes)| bytes)
+    }
+
+    fn read_and_keep(&self, path: &Path) -> io::Result<(File, Vec<u8>)> {
         // Not `fs::read`: it stats the file for a size hint and then reads until a zero-length
         // read, two extra round trips on NFS. A short read of a regular file means end of file;
         // if a read was ever short for another reason, the JSON would not parse and the caller
@@ -103,7 +121,11 @@ impl FileSystem for StdFs {
             }
             buffer.truncate(filled);
         }
-        Ok(buffer)
+        Ok((file, buffer))
+    }
+
+    fn still_linked(&self, file: &File) -> io::Result<bool> {
+        Ok(links_on_server(file)? > 0)
     }
 
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
@@ -156,6 +178,28 @@ impl FileSystem for StdFs {
     fn unlock(&self, file: &File) -> io::Result<()> {
         file.unlock()
     }
+}
+
+/// The link count of `file` from the file server itself. `AT_STATX_FORCE_SYNC` makes an NFS
+/// client send a GETATTR instead of answering from its attribute cache; on a local disk it is
+/// a plain `fstat`.
+#[cfg(target_os = "linux")]
+fn links_on_server(file: &File) -> io::Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let stat = statx(
+        file,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_FORCE_SYNC,
+        StatxFlags::NLINK,
+    )?;
+    Ok(u64::from(stat.stx_nlink))
+}
+
+/// Elsewhere (development machines only: production and the NFS rehearsal are Linux) from
+/// the attribute cache.
+#[cfg(not(target_os = "linux"))]
+fn links_on_server(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.nlink())
 }
 
 #[cfg(test)]

@@ -113,11 +113,12 @@ impl<F: FileSystem> Inner<F> {
             return Err(StorageError::TimedOut(self.config.storage_timeout));
         }
 
-        // The record as this writer's lock finds it. Nobody else may rename while the lock is
-        // held, so if it reads differently just before the rename, the lock was lost.
+        // The record as this writer's lock finds it, kept open until the fence. Nobody else
+        // may rename over it while the lock is held, so if it has lost its name by then, the
+        // lock was lost.
         let found = self.read_in_place(paths)?;
         let record = Record {
-            version: version_of(found.as_deref()) + 1,
+            version: version_of(found.as_ref().map(|(_, bytes)| bytes.as_slice())) + 1,
             ..record
         };
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +134,7 @@ impl<F: FileSystem> Inner<F> {
         };
         let published = written
             .map_err(StorageError::io("writing a record"))
-            .and_then(|()| self.publish(&temp, paths, found.as_deref(), fence));
+            .and_then(|()| self.publish(&temp, paths, found, fence));
         if let Err(error) = published {
             // Leave nothing half-written behind. (After a rename error on NFS the rename may
             // still have happened; then the temp name is gone and this is a no-op.)
@@ -153,20 +154,38 @@ impl<F: FileSystem> Inner<F> {
     /// Renames the written `temp` over the record, unless a fence says no.
     ///
     /// Two fences, and neither reads a clock of another host:
-    /// - the record must still be what this writer found when it took the lock (`found`):
-    ///   another writer's rename since then means this one's lock was lost (an NFS lease that
-    ///   ran out, a server restart whose grace period this client missed), and renaming now
-    ///   would put this write over one that may already be acknowledged;
+    /// - the record must still be the file this writer found when it took the lock (`found`,
+    ///   still open): another writer's rename since then means this one's lock was lost (an
+    ///   NFS lease that ran out, a server restart whose grace period this client missed), and
+    ///   renaming now would put this write over one that may already be acknowledged;
     /// - the request must not have given up, and its deadline must not have passed by this
     ///   host's monotonic clock ([`Fence`]).
     fn publish(
         &self,
         temp: &Path,
         paths: &layout::RecordPaths,
-        found: Option<&[u8]>,
+        found: Option<(F::OpenRecord, Vec<u8>)>,
         fence: &Fence,
     ) -> Result<(), StorageError> {
-        if self.read_in_place(paths)?.as_deref() != found {
+        let replaced = match found {
+            // Writers only ever replace a record by renaming over it, which leaves the file
+            // found here without a name. Asked of the server, not of the attribute cache.
+            Some((file, _)) => {
+                let linked = self.fs.still_linked(&file);
+                // Closed before the rename: an NFS client renaming over a file it has open
+                // would first rename that file away (see `open_records`).
+                drop(file);
+                match linked {
+                    Ok(linked) => !linked,
+                    // Replaced, and no longer open anywhere: gone from the server.
+                    Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => true,
+                    Err(e) => return Err(StorageError::io("checking the record to replace")(e)),
+                }
+            }
+            // No record when the lock was taken: one now is another writer's.
+            None => self.read_in_place(paths)?.is_some(),
+        };
+        if replaced {
             self.metrics
                 .writes_fenced
                 .with_label_values(&["lock_lost"])
@@ -202,16 +221,19 @@ impl<F: FileSystem> Inner<F> {
         }
         .map_err(StorageError::unconfirmed("replacing a record"))
     }
-    /// The bytes of the record in place, for a writer holding the user's lock: `None` if there
-    /// is none. A failed read fails the write.
-    fn read_in_place(&self, paths: &layout::RecordPaths) -> Result<Option<Vec<u8>>, StorageError> {
+    /// The record in place, still open, and its bytes, for a writer holding the user's lock:
+    /// `None` if there is none. A failed read fails the write.
+    fn read_in_place(
+        &self,
+        paths: &layout::RecordPaths,
+    ) -> Result<Option<(F::OpenRecord, Vec<u8>)>, StorageError> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
         loop {
             // Not `read_record`: only this writer renames in its stripe in this process (the
             // stripe's queue), and it renames after this read has closed the file.
-            match self.fs.read(&paths.record) {
-                Ok(bytes) => return Ok(Some(bytes)),
+            match self.fs.read_and_keep(&paths.record) {
+                Ok(found) => return Ok(Some(found)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 // Replaced under the read by another host: read the new one.
                 Err(e)

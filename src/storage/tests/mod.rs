@@ -28,6 +28,9 @@ enum Call {
     WriteNewSynced,
     Rename,
     SyncDir,
+    StillLinked,
+    /// A record a writer kept open is closed.
+    RecordClosed,
     OpenLockFile,
     TryLock,
     Unlock,
@@ -49,7 +52,7 @@ enum Fault {
 #[derive(Default)]
 struct FaultyFs {
     faults: StdMutex<HashMap<Call, VecDeque<Fault>>>,
-    calls: StdMutex<Vec<Call>>,
+    calls: Arc<StdMutex<Vec<Call>>>,
     /// The directories passed to `sync_dir`, in order.
     synced_dirs: StdMutex<Vec<PathBuf>>,
 }
@@ -79,12 +82,54 @@ impl FaultyFs {
     }
 }
 
+/// A record a writer keeps open: logs its close, so that tests see when it happens.
+struct KeptRecord {
+    file: File,
+    calls: Arc<StdMutex<Vec<Call>>>,
+}
+
+impl Drop for KeptRecord {
+    fn drop(&mut self) {
+        self.calls.lock().unwrap().push(Call::RecordClosed);
+    }
+}
+
 fn error(kind: io::ErrorKind) -> io::Error {
     io::Error::new(kind, format!("injected {kind:?}"))
 }
 
 impl FileSystem for FaultyFs {
     type LockFile = File;
+    type OpenRecord = KeptRecord;
+
+    fn read_and_keep(&self, path: &Path) -> io::Result<(KeptRecord, Vec<u8>)> {
+        let result = match self.next_fault(Call::Read) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            Some(Fault::Bytes(bytes)) => StdFs
+                .read_and_keep(path)
+                .map(|(file, _)| (file, bytes.to_vec())),
+            Some(Fault::Delay(delay)) => {
+                std::thread::sleep(delay);
+                StdFs.read_and_keep(path)
+            }
+            Some(Fault::Run(other_host)) => {
+                other_host();
+                StdFs.read_and_keep(path)
+            }
+            Some(Fault::Pass) | None => StdFs.read_and_keep(path),
+        };
+        self.calls.lock().unwrap().push(Call::ReadReturned);
+        result.map(|(file, bytes)| {
+            let calls = Arc::clone(&self.calls);
+            (KeptRecord { file, calls }, bytes)
+        })
+    }
+    fn still_linked(&self, kept: &KeptRecord) -> io::Result<bool> {
+        match self.next_fault(Call::StillLinked) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.still_linked(&kept.file),
+        }
+    }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let result = match self.next_fault(Call::Read) {

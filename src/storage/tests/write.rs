@@ -351,3 +351,76 @@ async fn a_lock_file_that_cannot_be_unlocked_is_closed_and_the_next_write_opens_
     assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 1);
     assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
 }
+
+#[tokio::test]
+async fn the_fence_asks_the_server_whether_the_record_found_still_has_its_name() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    // One read under the lock, kept open; no second read before the rename.
+    assert_eq!(f.store.inner.fs.count(Call::Read), 1);
+    assert_eq!(f.store.inner.fs.count(Call::StillLinked), 1);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
+}
+
+#[tokio::test]
+async fn a_record_gone_from_the_server_by_the_fence_means_the_lock_was_lost() {
+    let (f, alice) = faulty_with_alice().await;
+    // Replaced by another host's rename and closed everywhere: its handle is stale.
+    f.store.inner.fs.inject(
+        Call::StillLinked,
+        Fault::Error(io::ErrorKind::StaleNetworkFileHandle),
+    );
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::LockLost), "{err:?}");
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_fenced_once(&f, "lock_lost");
+}
+
+#[tokio::test]
+async fn a_fence_that_cannot_ask_the_server_does_not_rename() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .inject(Call::StillLinked, Fault::Error(io::ErrorKind::Other));
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
+    assert_eq!(record_files(f.store.root()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_users_record_made_by_another_writer_meanwhile_means_the_lock_was_lost() {
+    let f = faulty();
+    let bob = user("bob");
+    let record = f.store.inner.layout.record(&bob).record;
+    let theirs = br#"{"schema":1,"username":"bob","dateOfBirth":"1992-03-03","updatedAt":"2026-01-01T00:00:00Z","version":1}
+"#;
+    f.store.inner.fs.inject(
+        Call::WriteNewSynced,
+        Fault::Run(Box::new(move || {
+            std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+            std::fs::write(&record, theirs).unwrap();
+        })),
+    );
+    let err = f
+        .store
+        .put(&bob, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::LockLost), "{err:?}");
+    assert_eq!(f.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
+    assert_fenced_once(&f, "lock_lost");
+}
