@@ -79,7 +79,7 @@ impl<F: FileSystem> Inner<F> {
 
     /// Lists `dir` to refresh the client's view of it. `Ok(false)` if it does not exist
     /// (after refreshing its parent too): then the record cannot exist either.
-    fn revalidate(&self, dir: &Path) -> Result<bool, StorageError> {
+    pub(super) fn revalidate(&self, dir: &Path) -> Result<bool, StorageError> {
         match self.fs.revalidate_dir(dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

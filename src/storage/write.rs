@@ -229,12 +229,24 @@ impl<F: FileSystem> Inner<F> {
     ) -> Result<Option<(F::OpenRecord, Vec<u8>)>, StorageError> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
+        let mut revalidated = false;
         loop {
             // Not `read_record`: only this writer renames in its stripe in this process (the
-            // stripe's queue), and it renames after this read has closed the file.
+            // stripe's queue), and it closes the file it keeps before its rename.
             match self.fs.read_and_keep(&paths.record) {
                 Ok(found) => return Ok(Some(found)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                // The lock keeps other writers from renaming now, but not this host's NFS client
+                // from remembering "no such file" from before another host's rename. Trusted,
+                // that miss would start the record over at version 1 on top of an acknowledged
+                // one, and the fence's look would not see a rename made after a lost lock. (Temp
+                // files in the record's own directory used to hide this: the create refreshed
+                // the client's view of the directory.) Listing the directory drops the miss.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if revalidated || !self.revalidate(&paths.dir)? {
+                        return Ok(None);
+                    }
+                    revalidated = true;
+                }
                 // Replaced under the read by another host: read the new one.
                 Err(e)
                     if e.kind() == io::ErrorKind::StaleNetworkFileHandle
