@@ -28,8 +28,11 @@ pub trait FileSystem: Send + Sync + 'static {
     /// keeps it while it is open), or is gone from the server (ESTALE).
     fn still_linked(&self, file: &Self::OpenRecord) -> io::Result<bool>;
 
-    /// Reads a directory listing, which makes an NFS client revalidate the directory and drop
-    /// cached negative lookups ("no such file") for names another host has since created.
+    /// Asks the file server for the directory's attributes (a forced GETATTR on NFS, never
+    /// the attribute cache). If the directory has changed since the client cached a name in it,
+    /// found or missing, the new change attribute makes the client look that name up again on
+    /// its next use: a cached "no such file" for a record another host has since created, or a
+    /// cached binding to a file another host has since renamed a new record over, is dropped.
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Creates `path` (which must not exist), writes `contents` and fsyncs it.
@@ -129,9 +132,9 @@ impl FileSystem for StdFs {
     }
 
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
-        // The first getdents is enough to make the client refetch the directory.
-        fs::read_dir(dir)?.next().transpose()?;
-        Ok(())
+        // A listing would do the same (its open forces the GETATTR) and then cost a READDIR
+        // too, and the second look at the name is needed either way.
+        attributes_from_server(dir)
     }
 
     fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -195,6 +198,20 @@ fn links_on_server(file: &File) -> io::Result<u64> {
     Ok(u64::from(stat.stx_nlink))
 }
 
+/// Fetches `path`'s attributes from the file server (`AT_STATX_FORCE_SYNC`): one GETATTR on
+/// NFS, a plain `stat` on a local disk.
+#[cfg(target_os = "linux")]
+fn attributes_from_server(path: &Path) -> io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    statx(CWD, path, AtFlags::STATX_FORCE_SYNC, StatxFlags::NLINK)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn attributes_from_server(path: &Path) -> io::Result<()> {
+    fs::metadata(path).map(drop)
+}
+
 /// Elsewhere (development machines only: production and the NFS rehearsal are Linux) from
 /// the attribute cache.
 #[cfg(not(target_os = "linux"))]
@@ -205,6 +222,16 @@ fn links_on_server(file: &File) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revalidating_a_directory_says_whether_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        StdFs.revalidate_dir(dir.path()).unwrap();
+        let missing = StdFs
+            .revalidate_dir(&dir.path().join("missing"))
+            .unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn reads_files_of_any_size_whole() {

@@ -28,7 +28,7 @@
 //!   fills the slots and further requests get 503 after the lock timeout instead of piling up;
 //!   a stalled call never holds up another's, which gets a thread of its own.
 //! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
-//!   on "not found" after listing the directory (NFS caches negative lookups).
+//!   on "not found" after refreshing the directory (NFS caches negative lookups).
 
 mod backoff;
 mod error;
@@ -333,7 +333,7 @@ impl<F: FileSystem> Inner<F> {
         }
         self.fs
             .revalidate_dir(self.layout.users_dir())
-            .map_err(StorageError::io("listing the data directory"))
+            .map_err(StorageError::io("refreshing the data directory"))
     }
 }
 

@@ -240,7 +240,7 @@ impl<F: FileSystem> Inner<F> {
                 // that miss would start the record over at version 1 on top of an acknowledged
                 // one, and the fence's look would not see a rename made after a lost lock. (Temp
                 // files in the record's own directory used to hide this: the create refreshed
-                // the client's view of the directory.) Listing the directory drops the miss.
+                // the client's view of the directory.) Refreshing the directory drops the miss.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if revalidated || !self.revalidate(&paths.dir)? {
                         return Ok(None);
