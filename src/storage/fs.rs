@@ -49,6 +49,11 @@ pub trait FileSystem: Send + Sync + 'static {
 
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Whether the file system holding `dir` makes directory changes durable before they
+    /// return, so that fsyncing a directory adds nothing: NFS, whose server commits a CREATE or
+    /// RENAME to stable storage before it replies. Asked once, at startup.
+    fn dir_changes_are_durable(&self, dir: &Path) -> io::Result<bool>;
+
     /// Opens the lock file at `path`, creating it if missing. Lock files are never deleted:
     /// deleting one would let two writers lock two different inodes under one name.
     fn open_lock_file(&self, path: &Path) -> io::Result<Self::LockFile>;
@@ -159,6 +164,10 @@ impl FileSystem for StdFs {
         fs::remove_file(path)
     }
 
+    fn dir_changes_are_durable(&self, dir: &Path) -> io::Result<bool> {
+        on_nfs(dir)
+    }
+
     fn open_lock_file(&self, path: &Path) -> io::Result<File> {
         // Read+write: on NFS, Linux emulates flock with a whole-file POSIX write lock,
         // which needs a descriptor open for writing.
@@ -210,6 +219,17 @@ fn attributes_from_server(path: &Path) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn attributes_from_server(path: &Path) -> io::Result<()> {
     fs::metadata(path).map(drop)
+}
+
+#[cfg(target_os = "linux")]
+fn on_nfs(path: &Path) -> io::Result<bool> {
+    use rustix::fs::{NFS_SUPER_MAGIC, statfs};
+    Ok(statfs(path)?.f_type == NFS_SUPER_MAGIC)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_nfs(_: &Path) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Elsewhere (development machines only: production and the NFS rehearsal are Linux) from

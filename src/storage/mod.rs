@@ -105,6 +105,10 @@ struct Inner<F: FileSystem> {
     /// closing it for each would cost every PUT two NFS round trips, OPEN and CLOSE). Only the
     /// writer at the head of the stripe's queue (`stripes`) takes it out, and puts it back.
     lock_files: Vec<std::sync::Mutex<Option<F::LockFile>>>,
+    /// Whether a write fsyncs the record's directory after its rename: on a local disk the
+    /// rename is not durable without it; on NFS it already is, and opening the directory to
+    /// fsync it costs a GETATTR round trip for nothing. Set once, at startup.
+    sync_dirs: std::sync::atomic::AtomicBool,
     /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
     /// run as PID 1, so the process id would collide).
     instance: String,
@@ -169,6 +173,7 @@ impl<F: FileSystem> Store<F> {
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 lock_files: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
+                sync_dirs: std::sync::atomic::AtomicBool::new(true),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
                 durations: Operation::ALL.map(|operation| {
@@ -189,6 +194,20 @@ impl<F: FileSystem> Store<F> {
     /// before the server listens, so it may block.
     fn prepare(&self) -> Result<(), StorageError> {
         let inner = &self.inner;
+        let durable = inner
+            .fs
+            .dir_changes_are_durable(inner.layout.root())
+            .map_err(StorageError::io(
+                "checking the data directory's file system",
+            ))?;
+        inner
+            .sync_dirs
+            .store(!durable, std::sync::atomic::Ordering::Relaxed);
+        if durable {
+            tracing::info!(
+                "the data directory is on NFS: directory changes are durable when they return, so writes fsync no directory"
+            );
+        }
         inner
             .fs
             .create_dir_all(inner.layout.users_dir())

@@ -145,6 +145,9 @@ impl<F: FileSystem> Inner<F> {
             }
             return Err(error);
         }
+        if !self.sync_dirs.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.fs
             .sync_dir(&paths.dir)
             .map_err(StorageError::unconfirmed("syncing a record directory"))
@@ -210,7 +213,13 @@ impl<F: FileSystem> Inner<F> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.fs
                     .create_dir_all(&paths.dir)
-                    .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
+                    .and_then(|()| {
+                        if self.sync_dirs.load(Ordering::Relaxed) {
+                            self.fs.sync_dir(self.layout.users_dir())
+                        } else {
+                            Ok(())
+                        }
+                    })
                     .map_err(StorageError::io("creating a record directory"))?;
                 if fence.expired() {
                     return Err(StorageError::TimedOut(self.config.storage_timeout));

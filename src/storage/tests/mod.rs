@@ -55,6 +55,8 @@ struct FaultyFs {
     calls: Arc<StdMutex<Vec<Call>>>,
     /// The directories passed to `sync_dir`, in order.
     synced_dirs: StdMutex<Vec<PathBuf>>,
+    /// Says the directory is on a file system like NFS, where directory changes are durable.
+    durable_dirs: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyFs {
@@ -190,6 +192,10 @@ impl FileSystem for FaultyFs {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdFs.remove_file(path)
+    }
+    fn dir_changes_are_durable(&self, dir: &Path) -> io::Result<bool> {
+        Ok(self.durable_dirs.load(std::sync::atomic::Ordering::Relaxed)
+            || StdFs.dir_changes_are_durable(dir)?)
     }
     fn open_lock_file(&self, path: &Path) -> io::Result<File> {
         self.next_fault(Call::OpenLockFile);

@@ -483,3 +483,26 @@ async fn the_fence_does_not_trust_a_cached_miss_either() {
     assert_eq!(f.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
     assert_fenced_once(&f, "lock_lost");
 }
+
+#[tokio::test]
+async fn on_nfs_a_write_fsyncs_no_directory_and_on_a_local_disk_it_does() {
+    let (local, alice) = faulty_with_alice().await;
+    local
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(local.store.inner.fs.count(Call::SyncDir), 1);
+
+    let fs = FaultyFs::default();
+    fs.durable_dirs
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let nfs = fixture_with(fs);
+    nfs.store.inner.fs.calls.lock().unwrap().clear();
+    let bob = user("bob");
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        nfs.store.put(&bob, date, Utc::now()).await.unwrap();
+    }
+    assert_eq!(nfs.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
+    assert_eq!(nfs.store.inner.fs.count(Call::SyncDir), 0);
+}
