@@ -35,7 +35,8 @@ pub trait FileSystem: Send + Sync + 'static {
     /// cached binding to a file another host has since renamed a new record over, is dropped.
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()>;
 
-    /// Creates `path` (which must not exist), writes `contents` and fsyncs it.
+    /// Creates `path`, writes `contents` and fsyncs it. The name must be this writer's alone
+    /// (see `write_new_synced` of `StdFs`): the file is not created exclusively.
     fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -143,7 +144,16 @@ impl FileSystem for StdFs {
     }
 
     fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        // Not `O_EXCL`: an NFSv4.1 client makes an exclusive create an OPEN that stores a
+        // verifier in the new file's times, then a SETATTR to put real times back, one more
+        // round trip. The callers' names are unique without it (a random 64-bit id per process
+        // start, and a counter), so no other writer can have made or be writing this file;
+        // `O_TRUNC` all the same, so that even then it would hold only these bytes.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         file.write_all(contents)?;
         file.sync_all()
     }
@@ -242,6 +252,17 @@ fn links_on_server(file: &File) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_file_holds_only_what_was_written_even_over_an_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("temp");
+        StdFs
+            .write_new_synced(&path, b"a longer first write")
+            .unwrap();
+        StdFs.write_new_synced(&path, b"short").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"short");
+    }
 
     #[test]
     fn revalidating_a_directory_says_whether_it_exists() {
