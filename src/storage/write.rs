@@ -167,7 +167,7 @@ impl<F: FileSystem> Inner<F> {
         &self,
         temp: &Path,
         paths: &layout::RecordPaths,
-        found: Option<(F::OpenRecord, Vec<u8>)>,
+        found: Option<Found<F>>,
         fence: &Fence,
     ) -> Result<(), StorageError> {
         let replaced = match found {
@@ -180,7 +180,8 @@ impl<F: FileSystem> Inner<F> {
                 drop(file);
                 match linked {
                     Ok(linked) => !linked,
-                    // Replaced, and no longer open anywhere: gone from the server.
+                    // Gone from the server: replaced, and the server did not keep it for this
+                    // writer's open (whose state an expired lease also takes with it).
                     Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => true,
                     Err(e) => return Err(StorageError::io("checking the record to replace")(e)),
                 }
@@ -232,10 +233,7 @@ impl<F: FileSystem> Inner<F> {
     }
     /// The record in place, still open, and its bytes, for a writer holding the user's lock:
     /// `None` if there is none. A failed read fails the write.
-    fn read_in_place(
-        &self,
-        paths: &layout::RecordPaths,
-    ) -> Result<Option<(F::OpenRecord, Vec<u8>)>, StorageError> {
+    fn read_in_place(&self, paths: &layout::RecordPaths) -> Result<Option<Found<F>>, StorageError> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
         let mut revalidated = false;
@@ -337,6 +335,9 @@ impl<F: FileSystem> Inner<F> {
             .map_err(StorageError::io("taking a record lock"))
     }
 }
+
+/// The record a writer found under its lock: the file, kept open until the fence, and its bytes.
+type Found<F> = (<F as FileSystem>::OpenRecord, Vec<u8>);
 
 /// A stripe's file lock, held. Dropping it unlocks the file and keeps it open for the stripe's
 /// next writer. A file that cannot be unlocked is closed instead, which releases what the
