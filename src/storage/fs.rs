@@ -139,8 +139,16 @@ impl FileSystem for StdFs {
 
     fn revalidate_dir(&self, dir: &Path) -> io::Result<()> {
         // A listing would do the same (its open forces the GETATTR) and then cost a READDIR
-        // too, and the second look at the name is needed either way.
-        attributes_from_server(dir)
+        // too, and the second look at the name is needed either way. Like a listing, it fails
+        // on what is not a directory (the readiness probe relies on that).
+        if attributes_from_server(dir)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ))
+        }
     }
 
     fn write_new_synced(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -218,17 +226,22 @@ fn links_on_server(file: &File) -> io::Result<u64> {
 }
 
 /// Fetches `path`'s attributes from the file server (`AT_STATX_FORCE_SYNC`): one GETATTR on
-/// NFS, a plain `stat` on a local disk.
+/// NFS, a plain `stat` on a local disk. Whether it is a directory.
 #[cfg(target_os = "linux")]
-fn attributes_from_server(path: &Path) -> io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    statx(CWD, path, AtFlags::STATX_FORCE_SYNC, StatxFlags::NLINK)?;
-    Ok(())
+fn attributes_from_server(path: &Path) -> io::Result<bool> {
+    use rustix::fs::{AtFlags, CWD, FileType, StatxFlags, statx};
+    let stat = statx(
+        CWD,
+        path,
+        AtFlags::STATX_FORCE_SYNC,
+        StatxFlags::TYPE | StatxFlags::NLINK,
+    )?;
+    Ok(FileType::from_raw_mode(stat.stx_mode.into()) == FileType::Directory)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn attributes_from_server(path: &Path) -> io::Result<()> {
-    fs::metadata(path).map(drop)
+fn attributes_from_server(path: &Path) -> io::Result<bool> {
+    Ok(fs::metadata(path)?.is_dir())
 }
 
 #[cfg(target_os = "linux")]
@@ -272,6 +285,10 @@ mod tests {
             .revalidate_dir(&dir.path().join("missing"))
             .unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let file = dir.path().join("file");
+        fs::write(&file, b"not a directory").unwrap();
+        let file = StdFs.revalidate_dir(&file).unwrap_err();
+        assert_eq!(file.kind(), io::ErrorKind::NotADirectory);
     }
 
     #[test]

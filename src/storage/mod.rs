@@ -194,6 +194,19 @@ impl<F: FileSystem> Store<F> {
     /// before the server listens, so it may block.
     fn prepare(&self) -> Result<(), StorageError> {
         let inner = &self.inner;
+        inner
+            .fs
+            .create_dir_all(inner.layout.users_dir())
+            .map_err(StorageError::io("creating the data directory"))?;
+        inner
+            .fs
+            .create_dir_all(inner.layout.locks_dir())
+            .map_err(StorageError::io("creating the lock directory"))?;
+        inner
+            .fs
+            .create_dir_all(inner.layout.temp_dir())
+            .map_err(StorageError::io("creating the temp directory"))?;
+        // Asked once the directory exists.
         let durable = inner
             .fs
             .dir_changes_are_durable(inner.layout.root())
@@ -208,18 +221,6 @@ impl<F: FileSystem> Store<F> {
                 "the data directory is on NFS: directory changes are durable when they return, so writes fsync no directory"
             );
         }
-        inner
-            .fs
-            .create_dir_all(inner.layout.users_dir())
-            .map_err(StorageError::io("creating the data directory"))?;
-        inner
-            .fs
-            .create_dir_all(inner.layout.locks_dir())
-            .map_err(StorageError::io("creating the lock directory"))?;
-        inner
-            .fs
-            .create_dir_all(inner.layout.temp_dir())
-            .map_err(StorageError::io("creating the temp directory"))?;
         inner
             .fs
             .sync_dir(inner.layout.root())
