@@ -101,14 +101,17 @@ struct Inner<F: FileSystem> {
     /// itself first "silly-renames" that file away (to `.nfsXXXX`), so for a round trip the
     /// record would be missing on the server, for every host. Not with this.
     open_records: Vec<std::sync::RwLock<()>>,
-    /// Per lock stripe: its lock file, kept open and unlocked between writes (opening and
-    /// closing it for each would cost every PUT two NFS round trips, OPEN and CLOSE). Only the
+    /// Per lock stripe: its lock file, kept open and unlocked between writes on NFS (opening
+    /// and closing it for each would cost every PUT two round trips, OPEN and CLOSE). Only the
     /// writer at the head of the stripe's queue (`stripes`) takes it out, and puts it back.
     lock_files: Vec<std::sync::Mutex<Option<F::LockFile>>>,
-    /// Whether a write fsyncs the record's directory after its rename: on a local disk the
-    /// rename is not durable without it; on NFS it already is, and opening the directory to
-    /// fsync it costs a GETATTR round trip for nothing. Set once, at startup.
-    sync_dirs: std::sync::atomic::AtomicBool,
+    /// Whether the data directory is on NFS, asked once at startup. There a write fsyncs no
+    /// directory (the server made the rename durable before it replied, and opening the
+    /// directory to fsync it costs a GETATTR round trip for nothing), and each stripe's lock
+    /// file stays open between writes (`lock_files`). On a local disk a rename is not durable
+    /// without the directory fsync, and a process holding files open for writing would keep
+    /// the file system from being remounted read-only.
+    on_nfs: std::sync::atomic::AtomicBool,
     /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
     /// run as PID 1, so the process id would collide).
     instance: String,
@@ -173,7 +176,7 @@ impl<F: FileSystem> Store<F> {
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 lock_files: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
-                sync_dirs: std::sync::atomic::AtomicBool::new(true),
+                on_nfs: std::sync::atomic::AtomicBool::new(false),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
                 durations: Operation::ALL.map(|operation| {
@@ -214,11 +217,11 @@ impl<F: FileSystem> Store<F> {
                 "checking the data directory's file system",
             ))?;
         inner
-            .sync_dirs
-            .store(!durable, std::sync::atomic::Ordering::Relaxed);
+            .on_nfs
+            .store(durable, std::sync::atomic::Ordering::Relaxed);
         if durable {
             tracing::info!(
-                "the data directory is on NFS: directory changes are durable when they return, so writes fsync no directory"
+                "the data directory is on NFS: writes fsync no directory and keep lock files open"
             );
         }
         inner

@@ -145,7 +145,7 @@ impl<F: FileSystem> Inner<F> {
             }
             return Err(error);
         }
-        if !self.sync_dirs.load(Ordering::Relaxed) {
+        if self.on_nfs.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.fs
@@ -215,7 +215,7 @@ impl<F: FileSystem> Inner<F> {
                 self.fs
                     .create_dir_all(&paths.dir)
                     .and_then(|()| {
-                        if self.sync_dirs.load(Ordering::Relaxed) {
+                        if !self.on_nfs.load(Ordering::Relaxed) {
                             self.fs.sync_dir(self.layout.users_dir())
                         } else {
                             Ok(())
@@ -339,9 +339,9 @@ impl<F: FileSystem> Inner<F> {
 /// The record a writer found under its lock: the file, kept open until the fence, and its bytes.
 type Found<F> = (<F as FileSystem>::OpenRecord, Vec<u8>);
 
-/// A stripe's file lock, held. Dropping it unlocks the file and keeps it open for the stripe's
-/// next writer. A file that cannot be unlocked is closed instead, which releases what the
-/// client still holds on it; the next writer opens the lock file again.
+/// A stripe's file lock, held. Dropping it unlocks the file and, on NFS, keeps it open for the
+/// stripe's next writer. A file that cannot be unlocked is closed instead, which releases what
+/// the client still holds on it; the next writer opens the lock file again.
 struct StripeLock<'a, F: FileSystem> {
     inner: &'a Inner<F>,
     stripe: usize,
@@ -354,7 +354,11 @@ impl<F: FileSystem> Drop for StripeLock<'_, F> {
             return;
         };
         match self.inner.fs.unlock(&file) {
-            Ok(()) => self.inner.keep_lock_file(self.stripe, file),
+            Ok(()) if self.inner.on_nfs.load(Ordering::Relaxed) => {
+                self.inner.keep_lock_file(self.stripe, file);
+            }
+            // On a local disk an open costs no round trip: closed, as it always was.
+            Ok(()) => {}
             Err(error) => tracing::warn!(%error, "could not unlock a lock file; closing it"),
         }
     }

@@ -284,6 +284,21 @@ async fn faulty_with_alice_and(config: StoreConfig) -> (Fixture<FaultyFs>, Usern
     (f, alice)
 }
 
+/// As `faulty_with_alice`, on a file system that says it is NFS.
+async fn faulty_nfs_with_alice() -> (Fixture<FaultyFs>, Username) {
+    let fs = FaultyFs::default();
+    fs.durable_dirs
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let f = fixture_with(fs);
+    let alice = user("alice");
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
+    f.store.inner.fs.calls.lock().unwrap().clear();
+    (f, alice)
+}
+
 fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
 }

@@ -272,8 +272,8 @@ async fn a_writer_whose_record_changed_under_its_lock_does_not_rename_over_it() 
 }
 
 #[tokio::test]
-async fn a_stripes_lock_file_stays_open_between_writes_and_unlocked_after_each() {
-    let (f, alice) = faulty_with_alice().await;
+async fn on_nfs_a_stripes_lock_file_stays_open_between_writes_and_unlocked_after_each() {
+    let (f, alice) = faulty_nfs_with_alice().await;
     let lock_file = f
         .store
         .inner
@@ -293,7 +293,7 @@ async fn a_stripes_lock_file_stays_open_between_writes_and_unlocked_after_each()
 
 #[tokio::test]
 async fn a_kept_lock_file_that_cannot_be_locked_is_opened_again_once() {
-    let (f, alice) = faulty_with_alice().await;
+    let (f, alice) = faulty_nfs_with_alice().await;
     // As when this host's lease expired and the client lost the file's state on the server.
     f.store
         .inner
@@ -323,7 +323,7 @@ async fn a_kept_lock_file_that_cannot_be_locked_is_opened_again_once() {
 
 #[tokio::test]
 async fn a_lock_file_that_cannot_be_unlocked_is_closed_and_the_next_write_opens_it() {
-    let (f, alice) = faulty_with_alice().await;
+    let (f, alice) = faulty_nfs_with_alice().await;
     f.store
         .inner
         .fs
@@ -505,4 +505,14 @@ async fn on_nfs_a_write_fsyncs_no_directory_and_on_a_local_disk_it_does() {
     }
     assert_eq!(nfs.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
     assert_eq!(nfs.store.inner.fs.count(Call::SyncDir), 0);
+}
+
+#[tokio::test]
+async fn on_a_local_disk_a_stripes_lock_file_is_closed_after_each_write() {
+    let (f, alice) = faulty_with_alice().await;
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        f.store.put(&alice, date, Utc::now()).await.unwrap();
+    }
+    // Held open, it would keep the file system from being remounted read-only.
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 2);
 }
