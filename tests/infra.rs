@@ -6,7 +6,7 @@
 //! Everything that is Terraform alone (rolling-deploy percentages, circuit breaker, health
 //! check timings, deregistration delay, EFS encryption and access point, zones, IAM, ECR) is
 //! asserted by Terraform itself, in terraform/**/tests/*.tftest.hcl: `terraform test` plans each
-//! root with its real terraform.tfvars, and each module, against a mock AWS provider (offline:
+//! root as committed, and each module, against a mock AWS provider (offline:
 //! `bash scripts/terraform-offline/run.sh`). Those tests see only the module they plan: not the
 //! values a parent passes to its child modules, nor `lifecycle`, `terraform` or `backend`
 //! blocks. The few checks of those stay here.
@@ -439,7 +439,7 @@ fn the_environment_module_passes_the_images_facts() {
         ("service", "container_port", "local.container_port"),
         ("storage", "posix_uid", "local.container_uid"),
         ("storage", "posix_gid", "local.container_gid"),
-        // One task per zone: terraform/<env>/tests check min_tasks against the zones.
+        // One task per zone: terraform/modules/environment validates min_tasks against the zones.
         ("service", "desired_count", "var.min_tasks"),
         ("service", "min_capacity", "var.min_tasks"),
         (
