@@ -12,9 +12,10 @@ mix through it on keep-alive connections and checks every answer:
          as for a good one, stops, and the old instances keep serving (the circuit breaker)
 
 Passes with zero failed requests, every acknowledged write read back, every replaced instance
-exiting 0 within the stop timeout, no request to the bad version, and no HAProxy retry or
-redispatch. Every process it starts is ended by pid on exit; every wait has a deadline. What an
-instance is, is the launcher's (launchers.py). run.sh builds what it runs and calls it.
+exiting 0 within the stop timeout, no request to a deregistered instance or to the bad version,
+and no HAProxy retry or redispatch. Every process it starts is ended by pid on exit; every wait
+has a deadline. What an instance is, is the launcher's (launchers.py). run.sh builds what it
+runs and calls it.
 """
 
 import argparse
@@ -150,8 +151,12 @@ class Roll:
             t0 = time.monotonic()
             self.launcher.signal_stop(old)
             self.reap(old)
+            # The ALB sends a deregistered target nothing new; neither may HAProxy in drain.
+            got = self.served(old) - served
+            if got:
+                raise Failure(f"{old} got {got} requests after its deregistration")
             print(f"    {old} deregistered, SIGTERM, exited 0 after {ms_since(t0)} ms; requests "
-                  f"it got after deregistration: {self.served(old) - served}")
+                  f"it got after deregistration: 0")
             # The slot is free again once HAProxy has seen nothing listen there.
             self.await_state(old, "DOWN", 10, "its instance's exit")
             self.hap(f"set server app/{old} state ready")
