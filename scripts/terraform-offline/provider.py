@@ -7,8 +7,9 @@ plugin protocol 6 over gRPC and answers from a schema file (the JSON shape of
 Terraform is pointed at it with TF_REATTACH_PROVIDERS instead of starting a binary itself.
 
 What it answers, and why that is enough:
-* GetMetadata / GetProviderSchema: the schema. This is what `validate` checks names, types,
-  required arguments and block nesting against, in Terraform's own code.
+* GetProviderSchema: the schema. This is what `validate` checks names, types, required
+  arguments and block nesting against, in Terraform's own code. (GetMetadata is left
+  unimplemented: Terraform asks it only of providers that declare get_provider_schema_optional.)
 * Validate{Provider,Resource,DataResource}Config: no findings. The real provider runs its
   value validators here (enum values, ARN formats, ranges); a stand-in cannot.
 * ConfigureProvider, StopProvider, GetFunctions: empty answers.
@@ -141,19 +142,10 @@ def _needs_aws(what: str) -> list[pb.Diagnostic]:
 class SchemaOnlyProvider(pb_grpc.ProviderServicer):
     def __init__(self, ps: dict):
         self._response = schema_response(ps)
-        self._metadata = pb.GetMetadata.Response(
-            server_capabilities=self._response.server_capabilities,
-            resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in sorted(ps.get("resource_schemas", {}))],
-            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=n) for n in sorted(ps.get("data_source_schemas", {}))],
-        )
         self.calls: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
-
-    def GetMetadata(self, request, context):
-        self._count("GetMetadata")
-        return self._metadata
 
     def GetProviderSchema(self, request, context):
         self._count("GetProviderSchema")
