@@ -36,12 +36,11 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "lib")]
 import taskdef  # noqa: E402
+from rehearsal_kit import http  # noqa: E402
 
 SERVICE_UID = SERVICE_GID = 65532
 LABEL = "hello-birthday.ci"
@@ -179,18 +178,6 @@ def inspect(obj):
     return json.loads(docker("inspect", obj).stdout)[0]
 
 
-def http(method, url, body=None, timeout=5):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def poll(deadline_s, step, what):
     """Calls step() until it returns something other than None, for at most deadline_s."""
     end = time.monotonic() + deadline_s
@@ -269,10 +256,7 @@ def run_checks(image, commit, facts, nofile_limit):
         base = f"http://127.0.0.1:{host_port}"
 
         def ready():
-            try:
-                status, _ = http("GET", f"{base}/health/ready", timeout=2)
-            except OSError:
-                return None
+            status, _ = http("GET", f"{base}/health/ready", timeout=2)  # 0: nothing answered yet
             return status if status == 200 else None
 
         poll(30, ready, "GET /health/ready 200")

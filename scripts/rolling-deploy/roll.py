@@ -28,14 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import haproxy  # noqa: E402
 import launchers  # noqa: E402
-from rehearsal_kit import Failure, Processes, free_ports, poll, wait_until  # noqa: E402
+from rehearsal_kit import Failure, Processes, free_ports, http, poll, wait_until  # noqa: E402
 
 # The Terraform target group (terraform/modules/load-balancer), its times divided by 50,
 # except the check timeout: the readiness probe fsyncs a file on the disk all instances share,
@@ -61,17 +59,6 @@ SLOTS = ["s1", "s2", "s3", "s4", "s5", "s6"]
 
 def ms_since(t0):
     return round((time.monotonic() - t0) * 1000)
-
-
-def http_get(url):
-    """(status, body); (0, the error) when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
 
 
 class Roll:
@@ -268,8 +255,8 @@ class Roll:
              lambda: len(failed_probe.findall(self.launcher.log("s4"))) >= FALL
              and self.status("s4") == "DOWN")
         base = f"http://127.0.0.1:{self.port['s4']}"
-        live, _ = http_get(f"{base}/health/live")
-        ready, body = http_get(f"{base}/health/ready")
+        live, _ = http("GET", f"{base}/health/live")
+        ready, body = http("GET", f"{base}/health/ready")
         detail = json.loads(body)["detail"] if ready == 503 else body
         print(f"    bad version: /health/live {live}, /health/ready {ready}: {detail}")
         if (live, ready) != (200, 503):

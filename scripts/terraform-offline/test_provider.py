@@ -8,7 +8,6 @@ it), else a two-resource schema below.
   target/tf-offline-venv/bin/python -m unittest discover -s scripts/terraform-offline -p 'test_*.py'
 """
 
-import json
 import os
 import shutil
 import subprocess
