@@ -1,5 +1,5 @@
 """What every Python rehearsal needs: a log with the time since start, waits with deadlines,
-free ports, one HTTP request, and the processes it starts, each ended by pid. Stdlib only;
+free ports, one HTTP request, a metric's value, and the processes it starts, each ended by pid. Stdlib only;
 test_rehearsal_kit.py.
 
 A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hostile/rehearsal.py.
@@ -76,6 +76,15 @@ def http(method, url, body=None, timeout=5):
         return e.code, e.read().decode()
     except OSError as e:
         return 0, str(e)
+
+
+def metric_value(exposition, series):
+    """The value of series (`name` or `name{labels}`, as exposed) in a Prometheus text
+    exposition, 0 if absent."""
+    for line in exposition.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def listening_addr(log_path):

@@ -62,6 +62,16 @@ class Http(unittest.TestCase):
         self.assertEqual(kit.http("GET", f"http://127.0.0.1:{kit.free_port()}/", timeout=2)[0], 0)
 
 
+class Metrics(unittest.TestCase):
+    def test_the_value_of_one_series_or_zero(self):
+        text = ('# HELP fenced_total x\nfenced_total{reason="deadline"} 3\n'
+                'fenced_total{reason="lock_lost"} 1\nunconfirmed_total 2\n')
+        self.assertEqual(kit.metric_value(text, 'fenced_total{reason="lock_lost"}'), 1)
+        self.assertEqual(kit.metric_value(text, "unconfirmed_total"), 2)
+        self.assertEqual(kit.metric_value(text, "fenced_total"), 0)
+        self.assertEqual(kit.metric_value(text, "nothing"), 0)
+
+
 class Ports(unittest.TestCase):
     def test_free_ports_are_distinct_and_bindable(self):
         ports = kit.free_ports(5)
