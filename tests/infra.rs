@@ -202,32 +202,27 @@ impl Module {
             .unwrap_or_else(|| panic!("terraform/{}: no {identifier} {labels:?}", self.dir))
     }
 
-    /// The value of `local.<name>`, which must be a literal.
-    fn local(&self, name: &str) -> Value {
+    /// This module's locals that are literals, by name.
+    fn locals(&self) -> hcl::Map<String, Value> {
         self.body
             .blocks()
             .filter(|b| b.identifier.as_str() == "locals")
             .flat_map(|b| b.body.attributes())
-            .find(|a| a.key() == name)
-            .and_then(|a| a.expr.evaluate(&Context::new()).ok())
+            .filter_map(|a| Some((a.key().to_owned(), a.expr.evaluate(&Context::new()).ok()?)))
+            .collect()
+    }
+
+    /// The value of `local.<name>`, which must be a literal.
+    fn local(&self, name: &str) -> Value {
+        self.locals()
+            .swap_remove(name)
             .unwrap_or_else(|| panic!("terraform/{}: no literal local.{name}", self.dir))
     }
 
     /// A context in which this module's literal locals can be referenced.
     fn context(&self) -> Context<'static> {
-        let mut locals = hcl::Map::new();
-        for a in self
-            .body
-            .blocks()
-            .filter(|b| b.identifier.as_str() == "locals")
-            .flat_map(|b| b.body.attributes())
-        {
-            if let Ok(value) = a.expr.evaluate(&Context::new()) {
-                locals.insert(a.key().to_owned(), value);
-            }
-        }
         let mut ctx = Context::new();
-        ctx.declare_var("local", Value::Object(locals));
+        ctx.declare_var("local", Value::Object(self.locals()));
         ctx
     }
 
