@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "lib")]
 import taskdef  # noqa: E402
-from rehearsal_kit import http  # noqa: E402
+from rehearsal_kit import Failure as CheckFailed, http, poll  # noqa: E402
 
 SERVICE_UID = SERVICE_GID = 65532
 LABEL = "hello-birthday.ci"
@@ -50,10 +50,6 @@ SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "bus
 # ended because something gave up waiting.
 WELL_WITHIN = 0.5
 CHECK_CWD = Path(__file__).resolve().parents[2]
-
-
-class CheckFailed(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,18 +174,6 @@ def inspect(obj):
     return json.loads(docker("inspect", obj).stdout)[0]
 
 
-def poll(deadline_s, step, what):
-    """Calls step() until it returns something other than None, for at most deadline_s."""
-    end = time.monotonic() + deadline_s
-    while True:
-        result = step()
-        if result is not None:
-            return result
-        if time.monotonic() >= end:
-            raise CheckFailed(f"{what}: not within {deadline_s} s")
-        time.sleep(0.2)
-
-
 def ok(what, detail=""):
     print(f"    ok  {what}" + (f" ({detail})" if detail else ""), flush=True)
 
@@ -259,7 +243,7 @@ def run_checks(image, commit, facts, nofile_limit):
             status, _ = http("GET", f"{base}/health/ready", timeout=2)  # 0: nothing answered yet
             return status if status == 200 else None
 
-        poll(30, ready, "GET /health/ready 200")
+        poll("GET /health/ready 200", 30, ready, 0.2)
         ok("GET /health/ready", "200")
         status, body = http("PUT", f"{base}/hello/alice", {"dateOfBirth": "2000-01-01"})
         if status != 204:
@@ -287,7 +271,7 @@ def run_checks(image, commit, facts, nofile_limit):
                 raise CheckFailed(verdict)
             return verdict
 
-        poll(deadline, healthy, "the engine's health check to say healthy")
+        poll("the engine's health check to say healthy", deadline, healthy, 0.2)
         ok("health check healthy", f"after {time.monotonic() - t0:.1f} s more; deadline {deadline} s")
 
         diff = docker("diff", name).stdout.split("\n")
