@@ -33,8 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import faults  # noqa: E402
 import rehearsal_kit as kit  # noqa: E402
-from rehearsal_kit import (  # noqa: E402
-    T0, Failure, Processes, free_ports, http, listening_addr, log, metric_value)
+from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log, metric_value  # noqa: E402
 from scale import scale_rules  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -235,7 +234,7 @@ class Rehearsal:
                          os.path.join(self.work, "prometheus.log"))
         self.prom = f"http://127.0.0.1:{prom_port}"
         for what, base in (("Prometheus", self.prom), ("Alertmanager", f"http://127.0.0.1:{am_port}")):
-            poll(f"{what} to be ready", 30, lambda: http("GET", f"{base}/-/ready", timeout=2)[0] == 200)
+            poll(f"{what} to be ready", 30, lambda: kit.http("GET", f"{base}/-/ready", timeout=2)[0] == 200)
 
     def load_rules(self):
         """Loads the rules into Prometheus (SIGHUP), once it has scraped the first instances.
@@ -452,7 +451,7 @@ class Rehearsal:
 
         def fenced():
             puts.append(faults.put(instance.addr, user))
-            _, text = http("GET", f"http://{instance.addr}/metrics")
+            _, text = kit.http("GET", f"http://{instance.addr}/metrics")
             return metric_value(text, 'storage_writes_fenced_total{reason="lock_lost"}') > 0
         try:
             poll("a write fenced with lock_lost", 20, fenced, 0)
