@@ -22,11 +22,11 @@
 //! - **Fair, cheap queueing inside a process.** Writers in this process first queue on an async
 //!   mutex for the same stripe, held until their blocking write returns (even past its
 //!   request's deadline), so they never poll the file lock against each other.
-//! - **The async runtime never blocks on the file system.** The file calls of requests run on
-//!   the store's own threads ([`pool`]), at most `max_concurrent_ops` at a time; the readiness
-//!   probe and the orphan sweep run in `spawn_blocking` (one of each at most). An EFS stall
-//!   fills the slots and further requests get 503 after the lock timeout instead of piling up;
-//!   a stalled call never holds up another's, which gets a thread of its own.
+//! - **The async runtime never blocks on the file system.** The file calls of requests run in
+//!   `spawn_blocking`, at most `max_concurrent_ops` at a time (the slots); so do the readiness
+//!   probe and the orphan sweep (one of each at most). An EFS stall fills the slots and further
+//!   requests get 503 after the lock timeout instead of piling up; a stalled call never holds
+//!   up another's, which gets a thread of its own.
 //! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
 //!   on "not found" after listing the directory (NFS caches negative lookups).
 
@@ -36,7 +36,6 @@ mod fence;
 mod fs;
 mod layout;
 mod metrics;
-mod pool;
 mod read;
 mod record;
 mod sweep;
@@ -53,7 +52,6 @@ pub use error::{BusyCause, StorageError};
 pub use fs::{FileSystem, StdFs};
 pub use layout::{LOCK_STRIPES, Layout};
 pub use metrics::StorageMetrics;
-use pool::Pool;
 pub use record::{Record, SCHEMA_VERSION};
 pub use sweep::{SweepReport, SweepScope};
 
@@ -90,9 +88,6 @@ struct Inner<F> {
     config: StoreConfig,
     /// Caps blocking file-system calls in flight (an EFS stall must not exhaust the pool).
     slots: Arc<Semaphore>,
-    /// The threads that make requests' file calls: one per slot at most, plus one for the
-    /// moment between a call releasing its slot and its thread returning to the queue.
-    pool: Pool,
     /// One async mutex per lock file: writers in this process queue here, in order. The guard
     /// moves into the blocking write, so a write stuck past its deadline still holds it.
     stripes: Vec<Arc<Mutex<()>>>,
@@ -161,7 +156,6 @@ impl<F: FileSystem> Store<F> {
                 layout: Layout::new(root),
                 config,
                 slots: Arc::new(Semaphore::new(slot_count)),
-                pool: Pool::new(pool::Settings::new(slot_count + 1)),
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
                 instance: crate::random::random_hex(1),
@@ -246,14 +240,15 @@ impl<F: FileSystem> Store<F> {
             let _permit = permit;
             work(&inner)
         };
-        self.inner
-            .pool
-            .run(started + config.storage_timeout, call)
-            .await
-            .map_err(|failed| match failed {
-                pool::Failed::Deadline => StorageError::TimedOut(config.storage_timeout),
-                pool::Failed::Task(message) => StorageError::Task(message),
-            })?
+        // On a timeout the task is detached, not cancelled: it keeps its slot until its call
+        // returns, and the runtime's shutdown abandons it after a bound.
+        tokio::time::timeout_at(
+            (started + config.storage_timeout).into(),
+            tokio::task::spawn_blocking(call),
+        )
+        .await
+        .map_err(|_| StorageError::TimedOut(config.storage_timeout))?
+        .map_err(|e| StorageError::Task(e.to_string()))?
     }
 
     /// Runs `work` on Tokio's blocking pool, with no slot and no deadline: for the readiness
