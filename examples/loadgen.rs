@@ -19,6 +19,8 @@ mod checker;
 mod history;
 #[path = "../tests/api/http.rs"]
 mod http;
+#[path = "shared/users.rs"]
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,6 +29,7 @@ use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use users::user_name;
 
 use chrono::{Days, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -111,19 +114,6 @@ fn main() -> ExitCode {
             requests,
         } => count(target, &method, users, requests),
         Mode::Startup { runs, command } => startup(runs, &command),
-    }
-}
-
-/// The i-th user's name: letters only, as the API requires.
-fn user_name(i: usize) -> String {
-    let mut name = String::from("load");
-    let mut n = i;
-    loop {
-        name.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return name;
-        }
     }
 }
 

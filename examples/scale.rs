@@ -18,6 +18,8 @@
 
 #[path = "../tests/api/http.rs"]
 mod http;
+#[path = "shared/users.rs"]
+mod users;
 
 use std::fs;
 use std::io::Read;
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use users::user_name;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -176,21 +179,6 @@ fn main() -> ExitCode {
 
 fn secs(seconds: f64) -> Duration {
     Duration::from_secs_f64(seconds)
-}
-
-/// The i-th user's name, the same as `examples/loadgen.rs` and `scripts/wrk/hello.lua` give
-/// it: `load` and i in base 26, least significant letter first. One name per i, so users
-/// i >= N are never among N seeded ones.
-fn user_name(i: usize) -> String {
-    let mut name = String::from("load");
-    let mut n = i;
-    loop {
-        name.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return name;
-        }
-    }
 }
 
 fn username(i: usize) -> Username {
