@@ -21,13 +21,14 @@ WORKDIR /build
 # Dependencies first, in their own layer: it is rebuilt only when Cargo.toml or Cargo.lock
 # change, not on every source edit. Empty stand-ins for the crate's two targets let cargo
 # compile every dependency; their own artefacts are then removed so the real build below
-# cannot mistake them for up to date.
+# cannot mistake them for up to date. The manifest also declares the `scale` example (for its
+# tests), so cargo wants its file to exist, though `cargo build` never compiles it.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN mkdir src examples \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
+ && touch src/lib.rs examples/scale.rs \
  && cargo build --release --locked \
- && rm -rf src target/release/.fingerprint/hello-birthday-* \
+ && rm -rf src examples target/release/.fingerprint/hello-birthday-* \
            target/release/deps/hello_birthday-* target/release/deps/libhello_birthday-* \
            target/release/hello-birthday* target/release/libhello_birthday*
 
