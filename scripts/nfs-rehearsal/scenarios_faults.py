@@ -1,6 +1,6 @@
 """Scenarios d to h of the NFS rehearsal: what NFS itself can do to the hosts, so the guest only:
 a host cut off from the server while it holds a user's lock, and while idle; the NFS server
-restarted under load; the export full; a writer killed during its exclusive create.
+restarted under load; the export full; a writer killed during its create.
 """
 
 from __future__ import annotations
@@ -273,5 +273,5 @@ SCENARIOS = {
     "e": ("host 3 cut off while idle", scenario_e, 50, True),
     "f": ("NFS server restarted under load", scenario_f, 60, True),
     "g": ("export full", scenario_g, 30, True),
-    "h": ("writer killed during its exclusive create", scenario_h, 45, True),
+    "h": ("writer killed during its create", scenario_h, 45, True),
 }

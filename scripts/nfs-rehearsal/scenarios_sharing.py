@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 
+import roundtrips
 from framework import Driver, Scenario, Workers, fmt_wall, outcome_label, percentile, storm, summarize_labels
 from lab import DEADLINE_S, LOCK_TIMEOUT_MS, Host, Lab, ScenarioError, key_of, now, stripe_of
 
@@ -214,12 +215,105 @@ def scenario_i(lab: Driver, sc: Scenario, n: int = 200) -> None:
             sc.say(f"{k:24} " + " ".join(f"{v[p] if v[p] is not None else '-':>8}" for p in ("p50", "p95", "p99")))
     finally:
         lab.stop(local)
+    if lab.local:
+        sc.say("round trips: not counted (no NFS mount in --local mode)")
+    else:
+        count_round_trips(lab, sc)
     sc.settle_and_read_finals([u for u in sc.users if not u.startswith("il")])
+
+
+# What is counted, per user, in this order: (label, host index, counted). The uncounted PUTs
+# via host 2 make the next request via host 1 meet a record another host has changed.
+ROUND_TRIP_STEPS = [
+    ("GET unknown user", 0, True),
+    ("PUT new user", 0, True),
+    ("PUT existing user, last written here", 0, True),
+    ("GET known user, written here", 0, True),
+    ("GET known user, unchanged since", 0, True),
+    ("", 1, False),
+    ("PUT existing user, written elsewhere", 0, True),
+    ("", 1, False),
+    ("GET known user, written elsewhere", 0, True),
+]
+
+
+NEW_FAN_OUT = "PUT new user, new fan-out directory"
+
+
+def user_in(lab: Driver, sc: Scenario, fan_out: str) -> str:
+    """A new user whose record goes to users/<fan_out>/ (one name in 256 does)."""
+    for _ in range(20_000):
+        user = lab.new_user(sc.letter + "rt", watch=False)
+        if key_of(user)[:2] == fan_out:
+            lab.watcher.add(user)
+            sc.users.append(user)
+            return user
+    raise ScenarioError(f"no user name for fan-out directory {fan_out}")
+
+
+def mount_ops(mount: str) -> dict[str, int]:
+    with open("/proc/self/mountstats") as f:
+        mounts = roundtrips.parse(f.read())
+    if mount not in mounts:
+        raise ScenarioError(f"no NFS mount at {mount} in /proc/self/mountstats")
+    return mounts[mount]
+
+
+def settled_ops(lab: Driver, mount: str) -> dict[str, int]:
+    """The mount's counters once two reads 20 ms apart agree: an operation the client sends
+    after the answer (an asynchronous FREE_STATEID, say) still belongs to the request before."""
+    last = [mount_ops(mount)]
+
+    def quiet() -> bool:
+        time.sleep(0.02)
+        ops = mount_ops(mount)
+        same = ops == last[-1]
+        last.append(ops)
+        return same
+
+    lab.wait_until(quiet, 1.0, 0)
+    return last[-1]
+
+
+def count_round_trips(lab: Driver, sc: Scenario, users: int = 12) -> None:
+    """NFS round trips of each kind of request via host 1, from its NFS client's per-operation
+    counters (roundtrips.py), one request at a time with nothing else sent to that host."""
+    h1 = lab.hosts[0]
+    samples: dict[str, list[dict[str, int]]] = {label: [] for label, _, counted in ROUND_TRIP_STEPS if counted}
+    samples[NEW_FAN_OUT] = []
+    latency: dict[str, list[float]] = {label: [] for label in samples}
+    fan_out = None
+    for _ in range(users):
+        # After the first, users whose records share its fan-out directory: with many users
+        # every directory exists, and a new user's PUT does not make one.
+        user = sc.user("rt") if fan_out is None else user_in(lab, sc, fan_out)
+        fan_out = key_of(user)[:2]
+        for label, host, counted in ROUND_TRIP_STEPS:
+            if label == "PUT new user" and not os.path.isdir(os.path.dirname(lab.record_path(user))):
+                label = NEW_FAN_OUT
+            before = settled_ops(lab, h1.data_dir) if counted else None
+            send = lab.get if label.startswith("GET") else lab.put
+            r = send(lab.hosts[host], user, sc.letter, "round-trips")
+            want = (404 if label == "GET unknown user" else 200) if label.startswith("GET") else 204
+            if r is None or r.status != want:
+                raise ScenarioError(f"{label or 'PUT via ' + lab.hosts[host].name} for {user}: {outcome_label(r) if r else 'no dates left'}, not {want}")
+            if counted:
+                samples[label].append(roundtrips.delta(before, settled_ops(lab, h1.data_dir)))
+                latency[label].append(r.t_end - r.t_send)
+    summary = {label: roundtrips.summarize(s) for label, s in samples.items() if s}
+    sc.timeline["round_trips"] = {label: dict(s, samples=samples[label]) for label, s in summary.items()}
+    sc.say(f"NFS round trips per request via {h1.name} ({h1.data_dir}'s per-op counters in /proc/self/mountstats, {users} users, one request at a time):")
+    sc.say(roundtrips.header())
+    for label, s in summary.items():
+        p50 = percentile(latency[label], 50)
+        sc.say(roundtrips.format_row(label, s, None if p50 is None else 1000 * p50))
+        for other, k in s["others"].items():
+            sc.say(f"{'':42} {'':>6} {'':>6} {'':>7}  also: {other} ({k})")
 
 
 SCENARIOS = {
     "a": ("flock exclusion between hosts, and a held stripe lock answers storage-busy", scenario_a, 20, False),
     "b": ("concurrent writers and readers on all hosts; negative lookups", scenario_b, 40, False),
     "c": ("SIGKILL of host 2 in a write storm", scenario_c, 45, False),
-    "i": ("latency: NFS vs local disk", scenario_i, 30, False),
+    "i": ("latency: NFS vs local disk; NFS round trips per request", scenario_i, 45, False),
 }

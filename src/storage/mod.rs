@@ -28,7 +28,7 @@
 //!   fills the slots and further requests get 503 after the lock timeout instead of piling up;
 //!   a stalled call never holds up another's, which gets a thread of its own.
 //! - **Readers take no lock.** They retry on ESTALE, on a record that does not parse, and once
-//!   on "not found" after listing the directory (NFS caches negative lookups).
+//!   on "not found" after refreshing the directory (NFS caches negative lookups).
 
 mod backoff;
 mod error;
@@ -84,7 +84,7 @@ impl<F: FileSystem> Clone for Store<F> {
     }
 }
 
-struct Inner<F> {
+struct Inner<F: FileSystem> {
     fs: F,
     layout: Layout,
     config: StoreConfig,
@@ -101,6 +101,17 @@ struct Inner<F> {
     /// itself first "silly-renames" that file away (to `.nfsXXXX`), so for a round trip the
     /// record would be missing on the server, for every host. Not with this.
     open_records: Vec<std::sync::RwLock<()>>,
+    /// Per lock stripe: its lock file, kept open and unlocked between writes on NFS (opening
+    /// and closing it for each would cost every PUT two round trips, OPEN and CLOSE). Only the
+    /// writer at the head of the stripe's queue (`stripes`) takes it out, and puts it back.
+    lock_files: Vec<std::sync::Mutex<Option<F::LockFile>>>,
+    /// Whether the data directory is on NFS, asked once at startup. There a write fsyncs no
+    /// directory (the server made the rename durable before it replied, and opening the
+    /// directory to fsync it costs a GETATTR round trip for nothing), and each stripe's lock
+    /// file stays open between writes (`lock_files`). On a local disk a rename is not durable
+    /// without the directory fsync, and a process holding files open for writing would keep
+    /// the file system from being remounted read-only.
+    on_nfs: std::sync::atomic::AtomicBool,
     /// Distinguishes this process's temp and probe files from other hosts' (Fargate tasks all
     /// run as PID 1, so the process id would collide).
     instance: String,
@@ -164,6 +175,8 @@ impl<F: FileSystem> Store<F> {
                 pool: Pool::new(pool::Settings::new(slot_count + 1)),
                 stripes: (0..LOCK_STRIPES).map(|_| Arc::default()).collect(),
                 open_records: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
+                lock_files: (0..LOCK_STRIPES).map(|_| Default::default()).collect(),
+                on_nfs: std::sync::atomic::AtomicBool::new(false),
                 instance: crate::random::random_hex(1),
                 sequence: AtomicU64::new(0),
                 durations: Operation::ALL.map(|operation| {
@@ -196,6 +209,21 @@ impl<F: FileSystem> Store<F> {
             .fs
             .create_dir_all(inner.layout.temp_dir())
             .map_err(StorageError::io("creating the temp directory"))?;
+        // Asked once the directory exists.
+        let durable = inner
+            .fs
+            .dir_changes_are_durable(inner.layout.root())
+            .map_err(StorageError::io(
+                "checking the data directory's file system",
+            ))?;
+        inner
+            .on_nfs
+            .store(durable, std::sync::atomic::Ordering::Relaxed);
+        if durable {
+            tracing::info!(
+                "the data directory is on NFS: writes fsync no directory and keep lock files open"
+            );
+        }
         inner
             .fs
             .sync_dir(inner.layout.root())
@@ -328,7 +356,7 @@ impl<F: FileSystem> Inner<F> {
         }
         self.fs
             .revalidate_dir(self.layout.users_dir())
-            .map_err(StorageError::io("listing the data directory"))
+            .map_err(StorageError::io("refreshing the data directory"))
     }
 }
 

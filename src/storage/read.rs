@@ -1,5 +1,5 @@
 //! The read path: a record read without a lock, retried on ESTALE, on a record that does not
-//! parse, and once on "not found" after listing the directory (NFS caches negative lookups).
+//! parse, and once on "not found" after refreshing the directory (NFS caches negative lookups).
 
 use std::io;
 use std::path::Path;
@@ -77,7 +77,7 @@ impl<F: FileSystem> Inner<F> {
         Err(last_error.expect("the loop only ends after an error"))
     }
 
-    /// Lists `dir` to refresh the client's view of it. `Ok(false)` if it does not exist
+    /// Refreshes the client's view of `dir` from the server (`revalidate_dir`). `Ok(false)` if it does not exist
     /// (after refreshing its parent too): then the record cannot exist either.
     pub(super) fn revalidate(&self, dir: &Path) -> Result<bool, StorageError> {
         match self.fs.revalidate_dir(dir) {
@@ -88,12 +88,12 @@ impl<F: FileSystem> Inner<F> {
                         Ok(()) => Ok(true),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
                         // EIO and the like are failures, not "no such user".
-                        Err(e) => Err(StorageError::io("listing a record directory")(e)),
+                        Err(e) => Err(StorageError::io("refreshing a record directory")(e)),
                     },
-                    Err(e) => Err(StorageError::io("listing the data directory")(e)),
+                    Err(e) => Err(StorageError::io("refreshing the data directory")(e)),
                 }
             }
-            Err(e) => Err(StorageError::io("listing a record directory")(e)),
+            Err(e) => Err(StorageError::io("refreshing a record directory")(e)),
         }
     }
     /// Reads a record while no writer of this process renames over it (see `open_records`).
@@ -104,9 +104,9 @@ impl<F: FileSystem> Inner<F> {
         self.fs.read(&paths.record)
     }
 
-    /// After ESTALE: lists the record's directory, so that the NFS client drops a cached
+    /// After ESTALE: refreshes the record's directory, so that the NFS client drops a cached
     /// name-to-file binding that another host's rename has made stale, and the next open looks
-    /// the name up on the server. A listing that fails shows again in the next read.
+    /// the name up on the server. A refresh that fails shows again in the next read.
     pub(super) fn refresh_binding(&self, paths: &layout::RecordPaths) {
         let _ = self.fs.revalidate_dir(&paths.dir);
     }

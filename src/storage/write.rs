@@ -113,11 +113,12 @@ impl<F: FileSystem> Inner<F> {
             return Err(StorageError::TimedOut(self.config.storage_timeout));
         }
 
-        // The record as this writer's lock finds it. Nobody else may rename while the lock is
-        // held, so if it reads differently just before the rename, the lock was lost.
+        // The record as this writer's lock finds it, kept open until the fence. Nobody else
+        // may rename over it while the lock is held, so if it has lost its name by then, the
+        // lock was lost.
         let found = self.read_in_place(paths)?;
         let record = Record {
-            version: version_of(found.as_deref()) + 1,
+            version: version_of(found.as_ref().map(|(_, bytes)| bytes.as_slice())) + 1,
             ..record
         };
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +134,7 @@ impl<F: FileSystem> Inner<F> {
         };
         let published = written
             .map_err(StorageError::io("writing a record"))
-            .and_then(|()| self.publish(&temp, paths, found.as_deref(), fence));
+            .and_then(|()| self.publish(&temp, paths, found, fence));
         if let Err(error) = published {
             // Leave nothing half-written behind. (After a rename error on NFS the rename may
             // still have happened; then the temp name is gone and this is a no-op.)
@@ -144,29 +145,51 @@ impl<F: FileSystem> Inner<F> {
             }
             return Err(error);
         }
+        if self.on_nfs.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.fs
             .sync_dir(&paths.dir)
             .map_err(StorageError::unconfirmed("syncing a record directory"))
-        // `_lock` is released here, after the rename is durable.
+        // `_lock` is released here, after the rename is durable; its file stays open.
     }
 
     /// Renames the written `temp` over the record, unless a fence says no.
     ///
     /// Two fences, and neither reads a clock of another host:
-    /// - the record must still be what this writer found when it took the lock (`found`):
-    ///   another writer's rename since then means this one's lock was lost (an NFS lease that
-    ///   ran out, a server restart whose grace period this client missed), and renaming now
-    ///   would put this write over one that may already be acknowledged;
+    /// - the record must still be the file this writer found when it took the lock (`found`,
+    ///   still open): another writer's rename since then means this one's lock was lost (an
+    ///   NFS lease that ran out, a server restart whose grace period this client missed), and
+    ///   renaming now would put this write over one that may already be acknowledged;
     /// - the request must not have given up, and its deadline must not have passed by this
     ///   host's monotonic clock ([`Fence`]).
     fn publish(
         &self,
         temp: &Path,
         paths: &layout::RecordPaths,
-        found: Option<&[u8]>,
+        found: Option<Found<F>>,
         fence: &Fence,
     ) -> Result<(), StorageError> {
-        if self.read_in_place(paths)?.as_deref() != found {
+        let replaced = match found {
+            // Writers only ever replace a record by renaming over it, which leaves the file
+            // found here without a name. Asked of the server, not of the attribute cache.
+            Some((file, _)) => {
+                let linked = self.fs.still_linked(&file);
+                // Closed before the rename: an NFS client renaming over a file it has open
+                // would first rename that file away (see `open_records`).
+                drop(file);
+                match linked {
+                    Ok(linked) => !linked,
+                    // Gone from the server: replaced, and the server did not keep it for this
+                    // writer's open (whose state an expired lease also takes with it).
+                    Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => true,
+                    Err(e) => return Err(StorageError::io("checking the record to replace")(e)),
+                }
+            }
+            // No record when the lock was taken: one now is another writer's.
+            None => self.read_in_place(paths)?.is_some(),
+        };
+        if replaced {
             self.metrics
                 .writes_fenced
                 .with_label_values(&["lock_lost"])
@@ -191,7 +214,13 @@ impl<F: FileSystem> Inner<F> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.fs
                     .create_dir_all(&paths.dir)
-                    .and_then(|()| self.fs.sync_dir(self.layout.users_dir()))
+                    .and_then(|()| {
+                        if !self.on_nfs.load(Ordering::Relaxed) {
+                            self.fs.sync_dir(self.layout.users_dir())
+                        } else {
+                            Ok(())
+                        }
+                    })
                     .map_err(StorageError::io("creating a record directory"))?;
                 if fence.expired() {
                     return Err(StorageError::TimedOut(self.config.storage_timeout));
@@ -202,23 +231,23 @@ impl<F: FileSystem> Inner<F> {
         }
         .map_err(StorageError::unconfirmed("replacing a record"))
     }
-    /// The bytes of the record in place, for a writer holding the user's lock: `None` if there
-    /// is none. A failed read fails the write.
-    fn read_in_place(&self, paths: &layout::RecordPaths) -> Result<Option<Vec<u8>>, StorageError> {
+    /// The record in place, still open, and its bytes, for a writer holding the user's lock:
+    /// `None` if there is none. A failed read fails the write.
+    fn read_in_place(&self, paths: &layout::RecordPaths) -> Result<Option<Found<F>>, StorageError> {
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let mut attempts = 1;
         let mut revalidated = false;
         loop {
             // Not `read_record`: only this writer renames in its stripe in this process (the
-            // stripe's queue), and it renames after this read has closed the file.
-            match self.fs.read(&paths.record) {
-                Ok(bytes) => return Ok(Some(bytes)),
+            // stripe's queue), and it closes the file it keeps before its rename.
+            match self.fs.read_and_keep(&paths.record) {
+                Ok(found) => return Ok(Some(found)),
                 // The lock keeps other writers from renaming now, but not this host's NFS client
                 // from remembering "no such file" from before another host's rename. Trusted,
                 // that miss would start the record over at version 1 on top of an acknowledged
                 // one, and the fence's look would not see a rename made after a lost lock. (Temp
                 // files in the record's own directory used to hide this: the create refreshed
-                // the client's view of the directory.) Listing the directory drops the miss.
+                // the client's view of the directory.) Refreshing the directory drops the miss.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if revalidated || !self.revalidate(&paths.dir)? {
                         return Ok(None);
@@ -239,20 +268,58 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`.
-    fn lock_stripe(&self, stripe: usize, deadline: Instant) -> Result<F::LockFile, StorageError> {
-        let file = self.open_stripe_lock(stripe)?;
+    /// Takes the file lock of `stripe`, retrying with jittered backoff until `deadline`, on the
+    /// stripe's lock file kept open since its last write (or opened now). The caller holds the
+    /// stripe's queue.
+    fn lock_stripe(
+        &self,
+        stripe: usize,
+        deadline: Instant,
+    ) -> Result<StripeLock<'_, F>, StorageError> {
+        let kept = self.lock_files[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut reopened = kept.is_none();
+        let mut file = match kept {
+            Some(file) => file,
+            None => self.open_stripe_lock(stripe)?,
+        };
         let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
         loop {
-            if self.try_lock(&file)? {
-                return Ok(file);
+            match self.fs.try_lock(&file) {
+                Ok(true) => {
+                    return Ok(StripeLock {
+                        inner: self,
+                        stripe,
+                        file: Some(file),
+                    });
+                }
+                Ok(false) => {}
+                // A file kept open since an earlier write may have lost its state on the file
+                // server (its lease expired while this host was cut off): open it afresh, once.
+                Err(error) if !reopened => {
+                    tracing::warn!(%error, "could not lock a kept lock file; opening it again");
+                    file = self.open_stripe_lock(stripe)?;
+                    reopened = true;
+                    continue;
+                }
+                Err(error) => return Err(StorageError::io("taking a record lock")(error)),
             }
             let now = Instant::now();
             if now >= deadline {
+                self.keep_lock_file(stripe, file);
                 return Err(self.lock_timed_out());
             }
             std::thread::sleep(backoff.next_delay().min(deadline - now));
         }
+    }
+
+    /// Keeps `stripe`'s lock file, unlocked, for its next writer.
+    fn keep_lock_file(&self, stripe: usize, file: F::LockFile) {
+        *self.lock_files[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(file);
     }
 
     pub(super) fn open_stripe_lock(&self, stripe: usize) -> Result<F::LockFile, StorageError> {
@@ -266,5 +333,33 @@ impl<F: FileSystem> Inner<F> {
         self.fs
             .try_lock(file)
             .map_err(StorageError::io("taking a record lock"))
+    }
+}
+
+/// The record a writer found under its lock: the file, kept open until the fence, and its bytes.
+type Found<F> = (<F as FileSystem>::OpenRecord, Vec<u8>);
+
+/// A stripe's file lock, held. Dropping it unlocks the file and, on NFS, keeps it open for the
+/// stripe's next writer. A file that cannot be unlocked is closed instead, which releases what
+/// the client still holds on it; the next writer opens the lock file again.
+struct StripeLock<'a, F: FileSystem> {
+    inner: &'a Inner<F>,
+    stripe: usize,
+    file: Option<F::LockFile>,
+}
+
+impl<F: FileSystem> Drop for StripeLock<'_, F> {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        match self.inner.fs.unlock(&file) {
+            Ok(()) if self.inner.on_nfs.load(Ordering::Relaxed) => {
+                self.inner.keep_lock_file(self.stripe, file);
+            }
+            // On a local disk an open costs no round trip: closed, as it always was.
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "could not unlock a lock file; closing it"),
+        }
     }
 }

@@ -28,6 +28,12 @@ enum Call {
     WriteNewSynced,
     Rename,
     SyncDir,
+    StillLinked,
+    /// A record a writer kept open is closed.
+    RecordClosed,
+    OpenLockFile,
+    TryLock,
+    Unlock,
 }
 
 enum Fault {
@@ -46,9 +52,11 @@ enum Fault {
 #[derive(Default)]
 struct FaultyFs {
     faults: StdMutex<HashMap<Call, VecDeque<Fault>>>,
-    calls: StdMutex<Vec<Call>>,
+    calls: Arc<StdMutex<Vec<Call>>>,
     /// The directories passed to `sync_dir`, in order.
     synced_dirs: StdMutex<Vec<PathBuf>>,
+    /// Says the directory is on a file system like NFS, where directory changes are durable.
+    durable_dirs: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyFs {
@@ -76,12 +84,54 @@ impl FaultyFs {
     }
 }
 
+/// A record a writer keeps open: logs its close, so that tests see when it happens.
+struct KeptRecord {
+    file: File,
+    calls: Arc<StdMutex<Vec<Call>>>,
+}
+
+impl Drop for KeptRecord {
+    fn drop(&mut self) {
+        self.calls.lock().unwrap().push(Call::RecordClosed);
+    }
+}
+
 fn error(kind: io::ErrorKind) -> io::Error {
     io::Error::new(kind, format!("injected {kind:?}"))
 }
 
 impl FileSystem for FaultyFs {
     type LockFile = File;
+    type OpenRecord = KeptRecord;
+
+    fn read_and_keep(&self, path: &Path) -> io::Result<(KeptRecord, Vec<u8>)> {
+        let result = match self.next_fault(Call::Read) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            Some(Fault::Bytes(bytes)) => StdFs
+                .read_and_keep(path)
+                .map(|(file, _)| (file, bytes.to_vec())),
+            Some(Fault::Delay(delay)) => {
+                std::thread::sleep(delay);
+                StdFs.read_and_keep(path)
+            }
+            Some(Fault::Run(other_host)) => {
+                other_host();
+                StdFs.read_and_keep(path)
+            }
+            Some(Fault::Pass) | None => StdFs.read_and_keep(path),
+        };
+        self.calls.lock().unwrap().push(Call::ReadReturned);
+        result.map(|(file, bytes)| {
+            let calls = Arc::clone(&self.calls);
+            (KeptRecord { file, calls }, bytes)
+        })
+    }
+    fn still_linked(&self, kept: &KeptRecord) -> io::Result<bool> {
+        match self.next_fault(Call::StillLinked) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.still_linked(&kept.file),
+        }
+    }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let result = match self.next_fault(Call::Read) {
@@ -143,11 +193,25 @@ impl FileSystem for FaultyFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdFs.remove_file(path)
     }
+    fn dir_changes_are_durable(&self, dir: &Path) -> io::Result<bool> {
+        Ok(self.durable_dirs.load(std::sync::atomic::Ordering::Relaxed)
+            || StdFs.dir_changes_are_durable(dir)?)
+    }
     fn open_lock_file(&self, path: &Path) -> io::Result<File> {
+        self.next_fault(Call::OpenLockFile);
         StdFs.open_lock_file(path)
     }
     fn try_lock(&self, file: &File) -> io::Result<bool> {
-        StdFs.try_lock(file)
+        match self.next_fault(Call::TryLock) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.try_lock(file),
+        }
+    }
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        match self.next_fault(Call::Unlock) {
+            Some(Fault::Error(kind)) => Err(error(kind)),
+            _ => StdFs.unlock(file),
+        }
     }
 }
 
@@ -216,6 +280,21 @@ async fn faulty_with_alice_and(config: StoreConfig) -> (Fixture<FaultyFs>, Usern
         .await
         .unwrap();
     // Count only what the test itself causes, not this setup's write.
+    f.store.inner.fs.calls.lock().unwrap().clear();
+    (f, alice)
+}
+
+/// As `faulty_with_alice`, on a file system that says it is NFS.
+async fn faulty_nfs_with_alice() -> (Fixture<FaultyFs>, Username) {
+    let fs = FaultyFs::default();
+    fs.durable_dirs
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let f = fixture_with(fs);
+    let alice = user("alice");
+    f.store
+        .put(&alice, born(1990, 1, 15), Utc::now())
+        .await
+        .unwrap();
     f.store.inner.fs.calls.lock().unwrap().clear();
     (f, alice)
 }

@@ -162,12 +162,14 @@ async fn a_rename_waits_until_no_read_of_this_process_has_the_record_open() {
     assert_eq!(reader.await.unwrap().unwrap(), Some(born(1990, 1, 15)));
 
     // On NFS a rename over a file this client has open would first move that file away.
-    // Every read (the slow GET's and the PUT's own two) must have returned before the rename.
+    // Every read (the slow GET's and the PUT's own) must have returned before the rename, and
+    // the record the PUT kept open for its fence must have been closed.
     let calls = fs.calls.lock().unwrap().clone();
     let rename = calls.iter().position(|c| *c == Call::Rename).unwrap();
-    let returned = calls[..rename]
-        .iter()
-        .filter(|c| **c == Call::ReadReturned)
-        .count();
-    assert_eq!(returned, 3, "renamed while the record was open: {calls:?}");
+    let before = |call: Call| calls[..rename].iter().filter(|c| **c == call).count();
+    assert_eq!(
+        (before(Call::ReadReturned), before(Call::RecordClosed)),
+        (2, 1),
+        "renamed while the record was open: {calls:?}"
+    );
 }

@@ -272,6 +272,160 @@ async fn a_writer_whose_record_changed_under_its_lock_does_not_rename_over_it() 
 }
 
 #[tokio::test]
+async fn on_nfs_a_stripes_lock_file_stays_open_between_writes_and_unlocked_after_each() {
+    let (f, alice) = faulty_nfs_with_alice().await;
+    let lock_file = f
+        .store
+        .inner
+        .layout
+        .lock_file(f.store.inner.layout.record(&alice).stripe);
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        f.store.put(&alice, date, Utc::now()).await.unwrap();
+        // Free for anyone else (another descriptor conflicts with a held flock, as another
+        // host's lock does): the kept file is unlocked.
+        let other = StdFs.open_lock_file(&lock_file).unwrap();
+        assert!(StdFs.try_lock(&other).unwrap(), "the lock is still held");
+    }
+    // alice's setup write opened it; the two writes since used it as it was.
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 0);
+    assert_eq!(f.store.inner.fs.count(Call::Unlock), 2);
+}
+
+#[tokio::test]
+async fn a_kept_lock_file_that_cannot_be_locked_is_opened_again_once() {
+    let (f, alice) = faulty_nfs_with_alice().await;
+    // As when this host's lease expired and the client lost the file's state on the server.
+    f.store
+        .inner
+        .fs
+        .inject(Call::TryLock, Fault::Error(io::ErrorKind::Other));
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 1);
+
+    // Twice in a row: the freshly opened file's error is the write's.
+    for _ in 0..2 {
+        f.store
+            .inner
+            .fs
+            .inject(Call::TryLock, Fault::Error(io::ErrorKind::Other));
+    }
+    let err = f
+        .store
+        .put(&alice, born(1992, 3, 3), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
+}
+
+#[tokio::test]
+async fn a_lock_file_that_cannot_be_unlocked_is_closed_and_the_next_write_opens_it() {
+    let (f, alice) = faulty_nfs_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .inject(Call::Unlock, Fault::Error(io::ErrorKind::Other));
+    // The write itself is done and durable by then.
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    let lock_file = f
+        .store
+        .inner
+        .layout
+        .lock_file(f.store.inner.layout.record(&alice).stripe);
+    let other = StdFs.open_lock_file(&lock_file).unwrap();
+    assert!(
+        StdFs.try_lock(&other).unwrap(),
+        "closing did not release the lock"
+    );
+    drop(other);
+    f.store
+        .put(&alice, born(1992, 3, 3), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 1);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1992, 3, 3)));
+}
+
+#[tokio::test]
+async fn the_fence_asks_the_server_whether_the_record_found_still_has_its_name() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    // One read under the lock, kept open; no second read before the rename.
+    assert_eq!(f.store.inner.fs.count(Call::Read), 1);
+    assert_eq!(f.store.inner.fs.count(Call::StillLinked), 1);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1991, 2, 2)));
+}
+
+#[tokio::test]
+async fn a_record_gone_from_the_server_by_the_fence_means_the_lock_was_lost() {
+    let (f, alice) = faulty_with_alice().await;
+    // Replaced by another host's rename and closed everywhere: its handle is stale.
+    f.store.inner.fs.inject(
+        Call::StillLinked,
+        Fault::Error(io::ErrorKind::StaleNetworkFileHandle),
+    );
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::LockLost), "{err:?}");
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_fenced_once(&f, "lock_lost");
+}
+
+#[tokio::test]
+async fn a_fence_that_cannot_ask_the_server_does_not_rename() {
+    let (f, alice) = faulty_with_alice().await;
+    f.store
+        .inner
+        .fs
+        .inject(Call::StillLinked, Fault::Error(io::ErrorKind::Other));
+    let err = f
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert_eq!(f.store.inner.fs.count(Call::Rename), 0);
+    assert_eq!(f.store.get(&alice).await.unwrap(), Some(born(1990, 1, 15)));
+    assert_eq!(record_files(f.store.root()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_users_record_made_by_another_writer_meanwhile_means_the_lock_was_lost() {
+    let f = faulty();
+    let bob = user("bob");
+    let record = f.store.inner.layout.record(&bob).record;
+    let theirs = br#"{"schema":1,"username":"bob","dateOfBirth":"1992-03-03","updatedAt":"2026-01-01T00:00:00Z","version":1}
+"#;
+    f.store.inner.fs.inject(
+        Call::WriteNewSynced,
+        Fault::Run(Box::new(move || {
+            std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+            std::fs::write(&record, theirs).unwrap();
+        })),
+    );
+    let err = f
+        .store
+        .put(&bob, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::LockLost), "{err:?}");
+    assert_eq!(f.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
+    assert_fenced_once(&f, "lock_lost");
+}
+
+#[tokio::test]
 async fn a_writer_does_not_trust_a_cached_miss_of_the_record_it_replaces() {
     let (f, alice) = faulty_with_alice().await;
     // alice's record (version 1) was written by another host; our NFS client still remembers
@@ -328,4 +482,37 @@ async fn the_fence_does_not_trust_a_cached_miss_either() {
     assert!(matches!(err, StorageError::LockLost), "{err:?}");
     assert_eq!(f.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
     assert_fenced_once(&f, "lock_lost");
+}
+
+#[tokio::test]
+async fn on_nfs_a_write_fsyncs_no_directory_and_on_a_local_disk_it_does() {
+    let (local, alice) = faulty_with_alice().await;
+    local
+        .store
+        .put(&alice, born(1991, 2, 2), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(local.store.inner.fs.count(Call::SyncDir), 1);
+
+    let fs = FaultyFs::default();
+    fs.durable_dirs
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let nfs = fixture_with(fs);
+    nfs.store.inner.fs.calls.lock().unwrap().clear();
+    let bob = user("bob");
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        nfs.store.put(&bob, date, Utc::now()).await.unwrap();
+    }
+    assert_eq!(nfs.store.get(&bob).await.unwrap(), Some(born(1992, 3, 3)));
+    assert_eq!(nfs.store.inner.fs.count(Call::SyncDir), 0);
+}
+
+#[tokio::test]
+async fn on_a_local_disk_a_stripes_lock_file_is_closed_after_each_write() {
+    let (f, alice) = faulty_with_alice().await;
+    for date in [born(1991, 2, 2), born(1992, 3, 3)] {
+        f.store.put(&alice, date, Utc::now()).await.unwrap();
+    }
+    // Held open, it would keep the file system from being remounted read-only.
+    assert_eq!(f.store.inner.fs.count(Call::OpenLockFile), 2);
 }
