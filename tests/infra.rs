@@ -1,12 +1,13 @@
 //! The deployment, checked where it meets the app: the facts that the Terraform in terraform/,
 //! the Dockerfile and the source must agree on (the port, the readiness route, the container
 //! user, the data directory, the binary, the environment variables, the shutdown timing), the
-//! deploy workflow, the checkov skips and the docker build context.
+//! deploy workflow and the checkov skips. (That the docker build context holds every file the
+//! build reads is shown by the build itself: scripts/container/build.sh, in CI.)
 //!
 //! Everything that is Terraform alone (rolling-deploy percentages, circuit breaker, health
 //! check timings, deregistration delay, EFS encryption and access point, zones, IAM, ECR) is
 //! asserted by Terraform itself, in terraform/**/tests/*.tftest.hcl: `terraform test` plans each
-//! root with its real terraform.tfvars, and each module, against a mock AWS provider (offline:
+//! root as committed, and each module, against a mock AWS provider (offline:
 //! `bash scripts/terraform-offline/run.sh`). Those tests see only the module they plan: not the
 //! values a parent passes to its child modules, nor `lifecycle`, `terraform` or `backend`
 //! blocks. The few checks of those stay here.
@@ -201,32 +202,27 @@ impl Module {
             .unwrap_or_else(|| panic!("terraform/{}: no {identifier} {labels:?}", self.dir))
     }
 
-    /// The value of `local.<name>`, which must be a literal.
-    fn local(&self, name: &str) -> Value {
+    /// This module's locals that are literals, by name.
+    fn locals(&self) -> hcl::Map<String, Value> {
         self.body
             .blocks()
             .filter(|b| b.identifier.as_str() == "locals")
             .flat_map(|b| b.body.attributes())
-            .find(|a| a.key() == name)
-            .and_then(|a| a.expr.evaluate(&Context::new()).ok())
+            .filter_map(|a| Some((a.key().to_owned(), a.expr.evaluate(&Context::new()).ok()?)))
+            .collect()
+    }
+
+    /// The value of `local.<name>`, which must be a literal.
+    fn local(&self, name: &str) -> Value {
+        self.locals()
+            .swap_remove(name)
             .unwrap_or_else(|| panic!("terraform/{}: no literal local.{name}", self.dir))
     }
 
     /// A context in which this module's literal locals can be referenced.
     fn context(&self) -> Context<'static> {
-        let mut locals = hcl::Map::new();
-        for a in self
-            .body
-            .blocks()
-            .filter(|b| b.identifier.as_str() == "locals")
-            .flat_map(|b| b.body.attributes())
-        {
-            if let Ok(value) = a.expr.evaluate(&Context::new()) {
-                locals.insert(a.key().to_owned(), value);
-            }
-        }
         let mut ctx = Context::new();
-        ctx.declare_var("local", Value::Object(locals));
+        ctx.declare_var("local", Value::Object(self.locals()));
         ctx
     }
 
@@ -439,7 +435,7 @@ fn the_environment_module_passes_the_images_facts() {
         ("service", "container_port", "local.container_port"),
         ("storage", "posix_uid", "local.container_uid"),
         ("storage", "posix_gid", "local.container_gid"),
-        // One task per zone: terraform/<env>/tests check min_tasks against the zones.
+        // One task per zone: terraform/modules/environment validates min_tasks against the zones.
         ("service", "desired_count", "var.min_tasks"),
         ("service", "min_capacity", "var.min_tasks"),
         (
@@ -719,67 +715,4 @@ fn every_checkov_skip_has_a_reason_and_is_documented() {
         skips += 1;
     }
     assert!(skips > 0, ".checkov.yaml: no skip-check list found");
-}
-
-#[test]
-fn the_docker_build_context_has_every_file_the_build_reads() {
-    // .dockerignore ignores everything (`*`) and lets back in `!path` entries.
-    let ignore = read(".dockerignore");
-    let admitted: Vec<&str> = ignore
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix('!'))
-        .map(|p| p.trim_end_matches('/'))
-        .collect();
-    let is_admitted = |path: &str| {
-        admitted
-            .iter()
-            .any(|a| path == *a || path.starts_with(&format!("{a}/")))
-    };
-    for needed in ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"] {
-        assert!(is_admitted(needed), ".dockerignore leaves out {needed}");
-    }
-
-    // Files compiled into the binary with include_str!/include_bytes!.
-    let mut pending = vec![repo().join("src")];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|ext| ext != "rs") {
-                continue;
-            }
-            let source = fs::read_to_string(&path).unwrap();
-            for macro_name in ["include_str!(\"", "include_bytes!(\""] {
-                for (i, _) in source.match_indices(macro_name) {
-                    let rest = &source[i + macro_name.len()..];
-                    let included = &rest[..rest.find('"').unwrap()];
-                    let mut resolved = path.parent().unwrap().to_path_buf();
-                    for part in included.split('/') {
-                        match part {
-                            ".." => {
-                                resolved.pop();
-                            }
-                            "." => {}
-                            part => resolved.push(part),
-                        }
-                    }
-                    let relative = resolved
-                        .strip_prefix(repo())
-                        .unwrap_or_else(|_| {
-                            panic!("{} includes a file outside the repository", path.display())
-                        })
-                        .to_string_lossy()
-                        .replace('\\', "/");
-                    assert!(
-                        is_admitted(&relative),
-                        "{} compiles in {relative}, which .dockerignore keeps out of the image build",
-                        path.display()
-                    );
-                }
-            }
-        }
-    }
 }

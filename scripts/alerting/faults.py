@@ -284,20 +284,3 @@ def plant_orphans(layout, keys, instance="00000000dead0000"):
     return paths
 
 
-def metric_value(exposition, name, labels=""):
-    """The value of one series in a Prometheus text exposition (0 if absent)."""
-    wanted = name + ("{" + labels + "}" if labels else "")
-    for line in exposition.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def scrape(addr, timeout=5):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/metrics")
-        return conn.getresponse().read().decode()
-    finally:
-        conn.close()

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import faults  # noqa: E402
 import rehearsal_kit as kit  # noqa: E402
-from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log  # noqa: E402
+from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log, metric_value  # noqa: E402
 from scale import scale_rules  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -233,8 +233,8 @@ class Rehearsal:
                           "--rules.alert.resend-delay=1s", f"--query.lookback-delta={lookback}s"],
                          os.path.join(self.work, "prometheus.log"))
         self.prom = f"http://127.0.0.1:{prom_port}"
-        poll("Prometheus to be ready", 30, lambda: self._ok(f"{self.prom}/-/ready"))
-        poll("Alertmanager to be ready", 30, lambda: self._ok(f"http://127.0.0.1:{am_port}/-/ready"))
+        for what, base in (("Prometheus", self.prom), ("Alertmanager", f"http://127.0.0.1:{am_port}")):
+            poll(f"{what} to be ready", 30, lambda: kit.http("GET", f"{base}/-/ready", timeout=2)[0] == 200)
 
     def load_rules(self):
         """Loads the rules into Prometheus (SIGHUP), once it has scraped the first instances.
@@ -246,14 +246,6 @@ class Rehearsal:
             json.dump(prometheus_config(self.targets_file, self.alertmanager, self.rules), f)
         self.prom_proc.send_signal(signal.SIGHUP)
         poll("the rules loaded", 20, lambda: prom_get(self.prom, "/api/v1/rules")["groups"], 0.1)
-
-    @staticmethod
-    def _ok(url):
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
 
     def write_targets(self):
         groups = [{"targets": [i.addr], "labels": {"build": i.build}} for i in self.instances]
@@ -459,8 +451,8 @@ class Rehearsal:
 
         def fenced():
             puts.append(faults.put(instance.addr, user))
-            return faults.metric_value(faults.scrape(instance.addr), "storage_writes_fenced_total",
-                                       'reason="lock_lost"') > 0
+            _, text = kit.http("GET", f"http://{instance.addr}/metrics")
+            return metric_value(text, 'storage_writes_fenced_total{reason="lock_lost"}') > 0
         try:
             poll("a write fenced with lock_lost", 20, fenced, 0)
         finally:

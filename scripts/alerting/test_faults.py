@@ -95,20 +95,6 @@ class Strace(unittest.TestCase):
         self.assertFalse(faults.all_threads_traced(2**22 + 1))  # no such process
 
 
-class Metrics(unittest.TestCase):
-    TEXT = """# HELP storage_writes_fenced_total x
-storage_writes_fenced_total{reason="deadline"} 3
-storage_writes_fenced_total{reason="lock_lost"} 1
-storage_writes_unconfirmed_total 2
-"""
-
-    def test_values(self):
-        self.assertEqual(faults.metric_value(self.TEXT, "storage_writes_fenced_total", 'reason="lock_lost"'), 1)
-        self.assertEqual(faults.metric_value(self.TEXT, "storage_writes_unconfirmed_total"), 2)
-        self.assertEqual(faults.metric_value(self.TEXT, "storage_writes_fenced_total"), 0)
-        self.assertEqual(faults.metric_value(self.TEXT, "nothing"), 0)
-
-
 class OnDisk(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()

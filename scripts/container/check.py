@@ -36,12 +36,11 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "lib")]
 import taskdef  # noqa: E402
+from rehearsal_kit import Failure as CheckFailed, http, poll  # noqa: E402
 
 SERVICE_UID = SERVICE_GID = 65532
 LABEL = "hello-birthday.ci"
@@ -51,10 +50,6 @@ SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "bus
 # ended because something gave up waiting.
 WELL_WITHIN = 0.5
 CHECK_CWD = Path(__file__).resolve().parents[2]
-
-
-class CheckFailed(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,30 +174,6 @@ def inspect(obj):
     return json.loads(docker("inspect", obj).stdout)[0]
 
 
-def http(method, url, body=None, timeout=5):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def poll(deadline_s, step, what):
-    """Calls step() until it returns something other than None, for at most deadline_s."""
-    end = time.monotonic() + deadline_s
-    while True:
-        result = step()
-        if result is not None:
-            return result
-        if time.monotonic() >= end:
-            raise CheckFailed(f"{what}: not within {deadline_s} s")
-        time.sleep(0.2)
-
-
 def ok(what, detail=""):
     print(f"    ok  {what}" + (f" ({detail})" if detail else ""), flush=True)
 
@@ -269,13 +240,10 @@ def run_checks(image, commit, facts, nofile_limit):
         base = f"http://127.0.0.1:{host_port}"
 
         def ready():
-            try:
-                status, _ = http("GET", f"{base}/health/ready", timeout=2)
-            except OSError:
-                return None
+            status, _ = http("GET", f"{base}/health/ready", timeout=2)  # 0: nothing answered yet
             return status if status == 200 else None
 
-        poll(30, ready, "GET /health/ready 200")
+        poll("GET /health/ready 200", 30, ready, 0.2)
         ok("GET /health/ready", "200")
         status, body = http("PUT", f"{base}/hello/alice", {"dateOfBirth": "2000-01-01"})
         if status != 204:
@@ -303,7 +271,7 @@ def run_checks(image, commit, facts, nofile_limit):
                 raise CheckFailed(verdict)
             return verdict
 
-        poll(deadline, healthy, "the engine's health check to say healthy")
+        poll("the engine's health check to say healthy", deadline, healthy, 0.2)
         ok("health check healthy", f"after {time.monotonic() - t0:.1f} s more; deadline {deadline} s")
 
         diff = docker("diff", name).stdout.split("\n")

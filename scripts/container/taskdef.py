@@ -4,7 +4,7 @@
 The container check and the rolling-deploy rehearsal run the image as the task definition
 says: read-only root, the task's environment, stop timeout, health check, ulimits, CPU and
 memory. Terraform itself evaluates it: each environment's test file has a plan-mode run
-"task_definition" of the root with its terraform.tfvars against a mock provider, and
+"task_definition" of the root as committed against a mock provider, and
 `terraform test -json -verbose` prints that run's plan, whose aws_ecs_task_definition holds
 container_definitions as Terraform computed them. Why that and not `terraform plan` or
 `terraform console`: both need a backend and a provider that answers plans; `terraform test`

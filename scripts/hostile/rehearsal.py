@@ -37,12 +37,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import attacks as a  # noqa: E402
-from rehearsal_kit import Failure, Processes, log, poll  # noqa: E402
+from rehearsal_kit import Failure, Processes, http, log, metric_value, poll  # noqa: E402
 
 # The service's defaults (docs/api.md, "Limits and timeouts"); the rehearsal runs the binary
 # without setting any of them.
@@ -126,15 +125,6 @@ class Server:
         """(peak, last) RSS in MiB over the samples in [since, until]."""
         window = [kib for t, kib in self.rss_kib if since <= t <= until]
         return max(window) / 1024, window[-1] / 1024
-
-    def metric(self, series):
-        url = f"http://{self.addr[0]}:{self.addr[1]}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        for line in text.splitlines():
-            if line.startswith(series + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
 
     def stderr(self):
         with open(self.stderr_path, "rb") as f:
@@ -398,7 +388,8 @@ class Rehearsal:
         poll("the bombs' log lines", 10,
              lambda: all(i in self.server.by_request_id for i in bombs))
         self.expect(check_bomb_lines(self.server, bombs))
-        counted = self.server.metric('http_connections_aborted_total{reason="head_timeout"}')
+        _, text = http("GET", f"http://{self.server.addr[0]}:{self.server.addr[1]}/metrics")
+        counted = metric_value(text, 'http_connections_aborted_total{reason="head_timeout"}')
         if counted < SLOW_HEADS + 20:
             self.expect([f"head timeouts counted {counted:.0f}, expected {SLOW_HEADS + 20}"])
 

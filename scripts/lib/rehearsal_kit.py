@@ -1,5 +1,6 @@
 """What every Python rehearsal needs: a log with the time since start, waits with deadlines,
-free ports, and the processes it starts, each ended by pid. Stdlib only; test_rehearsal_kit.py.
+free ports, one HTTP request, a metric's value, and the processes it starts, each ended by pid. Stdlib only;
+test_rehearsal_kit.py.
 
 A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hostile/rehearsal.py.
 """
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 T0 = time.monotonic()
 
@@ -58,6 +61,30 @@ def free_ports(n):
 
 def free_port():
     return free_ports(1)[0]
+
+
+def http(method, url, body=None, timeout=5):
+    """(status, text) of one request, body sent as JSON; (0, the error) when nothing answered."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def metric_value(exposition, series):
+    """The value of series (`name` or `name{labels}`, as exposed) in a Prometheus text
+    exposition, 0 if absent."""
+    for line in exposition.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def listening_addr(log_path):

@@ -35,6 +35,43 @@ class Waits(unittest.TestCase):
         self.assertEqual(kit.wait_until(1, lambda: 7), 7)
 
 
+class Http(unittest.TestCase):
+    def test_status_and_body_of_a_json_request_and_no_answer(self):
+        import http.server
+        import threading
+
+        class Echo(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(404 if self.path == "/missing" else 200)
+                self.end_headers()
+                self.wfile.write(self.headers["Content-Type"].encode() + b" " + body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            self.assertEqual(kit.http("PUT", f"{base}/x", {"a": 1}), (200, 'application/json {"a": 1}'))
+            self.assertEqual(kit.http("PUT", f"{base}/missing", {})[0], 404)
+        finally:
+            server.shutdown()
+            server.server_close()
+        self.assertEqual(kit.http("GET", f"http://127.0.0.1:{kit.free_port()}/", timeout=2)[0], 0)
+
+
+class Metrics(unittest.TestCase):
+    def test_the_value_of_one_series_or_zero(self):
+        text = ('# HELP fenced_total x\nfenced_total{reason="deadline"} 3\n'
+                'fenced_total{reason="lock_lost"} 1\nunconfirmed_total 2\n')
+        self.assertEqual(kit.metric_value(text, 'fenced_total{reason="lock_lost"}'), 1)
+        self.assertEqual(kit.metric_value(text, "unconfirmed_total"), 2)
+        self.assertEqual(kit.metric_value(text, "fenced_total"), 0)
+        self.assertEqual(kit.metric_value(text, "nothing"), 0)
+
+
 class Ports(unittest.TestCase):
     def test_free_ports_are_distinct_and_bindable(self):
         ports = kit.free_ports(5)

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,11 @@ import traceback
 from dataclasses import dataclass
 
 import invariants as inv
+
+# The Python rehearsals' kit: scripts/lib on the host, copied beside this file in the guest
+# (run.sh), whose share holds only this folder.
+sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from rehearsal_kit import free_ports  # noqa: E402
 
 LOCK_TIMEOUT_MS = 2000
 STORAGE_TIMEOUT_MS = 5000
@@ -407,17 +411,6 @@ class Lab:
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(".") and ".json.tmp-" in name
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ rm -rf "$RUN"
 mkdir -p "$SHARE/bin" "$SHARE/rehearsal" "$SHARE/out"
 cp "$BIN" "$SHARE/bin/hello-birthday"
 cp -a scripts/nfs-rehearsal/. "$SHARE/rehearsal/"
+cp scripts/lib/rehearsal_kit.py "$SHARE/rehearsal/"
 # The guest keeps 30 s for its power-off and our margin; its deadline counts its uptime.
 printf 'MODE=%s\nGUEST_DEADLINE=%s\nSEED=%s\nSCENARIOS=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" "$SEED" "$SCENARIOS" >"$SHARE/guest.env"
 CONSOLE=$RUN/console.log

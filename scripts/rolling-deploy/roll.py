@@ -12,9 +12,10 @@ mix through it on keep-alive connections and checks every answer:
          as for a good one, stops, and the old instances keep serving (the circuit breaker)
 
 Passes with zero failed requests, every acknowledged write read back, every replaced instance
-exiting 0 within the stop timeout, no request to the bad version, and no HAProxy retry or
-redispatch. Every process it starts is ended by pid on exit; every wait has a deadline. What an
-instance is, is the launcher's (launchers.py). run.sh builds what it runs and calls it.
+exiting 0 within the stop timeout, no request to a deregistered instance or to the bad version,
+and no HAProxy retry or redispatch. Every process it starts is ended by pid on exit; every wait
+has a deadline. What an instance is, is the launcher's (launchers.py). run.sh builds what it
+runs and calls it.
 """
 
 import argparse
@@ -27,14 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import haproxy  # noqa: E402
 import launchers  # noqa: E402
-from rehearsal_kit import Failure, Processes, free_ports, poll, wait_until  # noqa: E402
+from rehearsal_kit import Failure, Processes, free_ports, http, poll, wait_until  # noqa: E402
 
 # The Terraform target group (terraform/modules/load-balancer), its times divided by 50,
 # except the check timeout: the readiness probe fsyncs a file on the disk all instances share,
@@ -60,17 +59,6 @@ SLOTS = ["s1", "s2", "s3", "s4", "s5", "s6"]
 
 def ms_since(t0):
     return round((time.monotonic() - t0) * 1000)
-
-
-def http_get(url):
-    """(status, body); (0, the error) when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
 
 
 class Roll:
@@ -150,8 +138,12 @@ class Roll:
             t0 = time.monotonic()
             self.launcher.signal_stop(old)
             self.reap(old)
+            # The ALB sends a deregistered target nothing new; neither may HAProxy in drain.
+            got = self.served(old) - served
+            if got:
+                raise Failure(f"{old} got {got} requests after its deregistration")
             print(f"    {old} deregistered, SIGTERM, exited 0 after {ms_since(t0)} ms; requests "
-                  f"it got after deregistration: {self.served(old) - served}")
+                  f"it got after deregistration: 0")
             # The slot is free again once HAProxy has seen nothing listen there.
             self.await_state(old, "DOWN", 10, "its instance's exit")
             self.hap(f"set server app/{old} state ready")
@@ -263,8 +255,8 @@ class Roll:
              lambda: len(failed_probe.findall(self.launcher.log("s4"))) >= FALL
              and self.status("s4") == "DOWN")
         base = f"http://127.0.0.1:{self.port['s4']}"
-        live, _ = http_get(f"{base}/health/live")
-        ready, body = http_get(f"{base}/health/ready")
+        live, _ = http("GET", f"{base}/health/live")
+        ready, body = http("GET", f"{base}/health/ready")
         detail = json.loads(body)["detail"] if ready == 503 else body
         print(f"    bad version: /health/live {live}, /health/ready {ready}: {detail}")
         if (live, ready) != (200, 503):

@@ -7,8 +7,9 @@ plugin protocol 6 over gRPC and answers from a schema file (the JSON shape of
 Terraform is pointed at it with TF_REATTACH_PROVIDERS instead of starting a binary itself.
 
 What it answers, and why that is enough:
-* GetMetadata / GetProviderSchema: the schema. This is what `validate` checks names, types,
-  required arguments and block nesting against, in Terraform's own code.
+* GetProviderSchema: the schema. This is what `validate` checks names, types, required
+  arguments and block nesting against, in Terraform's own code. (GetMetadata is left
+  unimplemented: Terraform asks it only of providers that declare get_provider_schema_optional.)
 * Validate{Provider,Resource,DataResource}Config: no findings. The real provider runs its
   value validators here (enum values, ARN formats, ranges); a stand-in cannot.
 * ConfigureProvider, StopProvider, GetFunctions: empty answers.
@@ -141,75 +142,34 @@ def _needs_aws(what: str) -> list[pb.Diagnostic]:
 class SchemaOnlyProvider(pb_grpc.ProviderServicer):
     def __init__(self, ps: dict):
         self._response = schema_response(ps)
-        self._metadata = pb.GetMetadata.Response(
-            server_capabilities=self._response.server_capabilities,
-            resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in sorted(ps.get("resource_schemas", {}))],
-            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=n) for n in sorted(ps.get("data_source_schemas", {}))],
-        )
         self.calls: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def GetMetadata(self, request, context):
-        self._count("GetMetadata")
-        return self._metadata
-
     def GetProviderSchema(self, request, context):
         self._count("GetProviderSchema")
         return self._response
 
-    def ValidateProviderConfig(self, request, context):
-        self._count("ValidateProviderConfig")
-        return pb.ValidateProviderConfig.Response()
 
-    def ValidateResourceConfig(self, request, context):
-        self._count("ValidateResourceConfig")
-        return pb.ValidateResourceConfig.Response()
+def _answer(name: str, needs_aws: bool):
+    response = getattr(pb, name).Response
 
-    def ValidateDataResourceConfig(self, request, context):
-        self._count("ValidateDataResourceConfig")
-        return pb.ValidateDataResourceConfig.Response()
+    def call(self, request, context):
+        self._count(name)
+        return response(diagnostics=_needs_aws(name)) if needs_aws else response()
 
-    def ConfigureProvider(self, request, context):
-        self._count("ConfigureProvider")
-        return pb.ConfigureProvider.Response()
+    return call
 
-    def GetFunctions(self, request, context):
-        self._count("GetFunctions")
-        return pb.GetFunctions.Response()
 
-    def StopProvider(self, request, context):
-        self._count("StopProvider")
-        return pb.StopProvider.Response()
-
-    def UpgradeResourceState(self, request, context):
-        self._count("UpgradeResourceState")
-        return pb.UpgradeResourceState.Response(diagnostics=_needs_aws("UpgradeResourceState"))
-
-    def ReadResource(self, request, context):
-        self._count("ReadResource")
-        return pb.ReadResource.Response(diagnostics=_needs_aws("ReadResource"))
-
-    def PlanResourceChange(self, request, context):
-        self._count("PlanResourceChange")
-        return pb.PlanResourceChange.Response(diagnostics=_needs_aws("PlanResourceChange"))
-
-    def ApplyResourceChange(self, request, context):
-        self._count("ApplyResourceChange")
-        return pb.ApplyResourceChange.Response(diagnostics=_needs_aws("ApplyResourceChange"))
-
-    def ImportResourceState(self, request, context):
-        self._count("ImportResourceState")
-        return pb.ImportResourceState.Response(diagnostics=_needs_aws("ImportResourceState"))
-
-    def MoveResourceState(self, request, context):
-        self._count("MoveResourceState")
-        return pb.MoveResourceState.Response(diagnostics=_needs_aws("MoveResourceState"))
-
-    def ReadDataSource(self, request, context):
-        self._count("ReadDataSource")
-        return pb.ReadDataSource.Response(diagnostics=_needs_aws("ReadDataSource"))
+# Calls with nothing to say: no findings, nothing to configure or stop, no functions.
+for _name in ("ValidateProviderConfig", "ValidateResourceConfig", "ValidateDataResourceConfig",
+              "ConfigureProvider", "GetFunctions", "StopProvider"):
+    setattr(SchemaOnlyProvider, _name, _answer(_name, needs_aws=False))
+# Calls only the real provider can answer: an error diagnostic that says so.
+for _name in ("UpgradeResourceState", "ReadResource", "PlanResourceChange", "ApplyResourceChange",
+              "ImportResourceState", "MoveResourceState", "ReadDataSource"):
+    setattr(SchemaOnlyProvider, _name, _answer(_name, needs_aws=True))
 
 
 def serve(ps: dict, socket_path: str, workers: int = 8):

@@ -183,9 +183,8 @@ for d in "${dirs[@]}"; do
   fi
   validated=$((validated + 1))
   if [ $run_tests -eq 1 ] && { compgen -G "$wd/*.tftest.hcl" || compgen -G "$wd/tests/*.tftest.hcl"; } >/dev/null; then
-    # terraform test reads the directory's terraform.tfvars by itself, as plan does. An
-    # environment root's test file plans its task definition (run "task_definition"): -json
-    # -verbose prints that plan, and taskdef.py writes it out for the container check
+    # An environment root's test file plans its task definition (run "task_definition"):
+    # -json -verbose prints that plan, and taskdef.py writes it out for the container check
     # (target/task-definitions/<env>.json) and prints the test's messages.
     if [[ $d != terraform/modules/* ]] && grep -qs '^run "task_definition"' "$wd"/tests/*.tftest.hcl; then
       tf_test() { terraform -chdir="$wd" test -no-color -json -verbose |

@@ -1,21 +1,18 @@
-"""Tests of provider.py: the protocol 6 answers, and the real terraform binary using them.
+"""Tests of provider.py: the real terraform binary asking it, as run.sh has it asked.
 
-The end-to-end tests need `terraform` on PATH (skipped otherwise). They use the full schema
-when TF_OFFLINE_SCHEMA names it (run.sh sets it), else a two-resource schema below.
+Terraform itself reads the answers: the schema (names, types, flags, nesting), the validation
+calls, the reattach configuration, and the calls that need AWS. They need `terraform` on PATH
+(skipped otherwise), and use the full schema when TF_OFFLINE_SCHEMA names it (run.sh sets
+it), else a two-resource schema below.
 
   target/tf-offline-venv/bin/python -m unittest discover -s scripts/terraform-offline -p 'test_*.py'
 """
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import unittest
-
-import grpc
-from tf.gen import tfplugin_pb2 as pb
-from tf.gen import tfplugin_pb2_grpc as pb_grpc
 
 import provider as P
 
@@ -49,13 +46,6 @@ SMALL = {
             "block": {
                 "attributes": {
                     "encrypted": {"type": "bool", "optional": True, "computed": True},
-                    "settings": {
-                        "nested_type": {
-                            "nesting_mode": "single",
-                            "attributes": {"mode": {"type": "string", "required": True}},
-                        },
-                        "optional": True,
-                    },
                 }
             },
         },
@@ -66,76 +56,16 @@ SMALL = {
 }
 
 
+# A nested attribute (protocol 6 nested_type), which no resource of this stack has, added to
+# whichever schema is served under a name of its own.
+NESTED = {"version": 0, "block": {"attributes": {"settings": {"optional": True, "nested_type": {
+    "nesting_mode": "single", "attributes": {"mode": {"type": "string", "required": True}}}}}}}
+
+
 def _schema_under_test():
     path = os.environ.get("TF_OFFLINE_SCHEMA")
-    return P.load_schema(path) if path else SMALL
-
-
-class Server(unittest.TestCase):
-    """A real gRPC server on a unix socket, asked the way Terraform asks."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tfo-test-", dir="/tmp")
-        cls.sock = os.path.join(cls.tmp, "p.sock")
-        cls.server, cls.servicer = P.serve(SMALL, cls.sock, workers=2)
-        cls.channel = grpc.insecure_channel(f"unix:{cls.sock}")
-        cls.stub = pb_grpc.ProviderStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.server.stop(grace=0)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def test_schema_carries_blocks_types_and_flags(self):
-        r = self.stub.GetProviderSchema(pb.GetProviderSchema.Request())
-        self.assertEqual(len(r.diagnostics), 0)
-        svc = r.resource_schemas["aws_ecs_service"].block
-        attrs = {a.name: a for a in svc.attributes}
-        self.assertTrue(attrs["name"].required)
-        self.assertEqual(json.loads(attrs["name"].type), "string")
-        self.assertTrue(attrs["arn"].computed and not attrs["arn"].optional)
-        self.assertEqual(json.loads(attrs["tags"].type), ["map", "string"])
-        (cb,) = svc.block_types
-        self.assertEqual((cb.type_name, cb.nesting, cb.min_items, cb.max_items),
-                         ("deployment_circuit_breaker", pb.Schema.NestedBlock.LIST, 0, 1))
-        inner = {a.name: (json.loads(a.type), a.required) for a in cb.block.attributes}
-        self.assertEqual(inner, {"enable": ("bool", True), "rollback": ("bool", True)})
-        efs = {a.name: a for a in r.resource_schemas["aws_efs_file_system"].block.attributes}
-        self.assertEqual(json.loads(efs["encrypted"].type), "bool")
-        self.assertTrue(efs["encrypted"].optional and efs["encrypted"].computed)
-        self.assertEqual(efs["settings"].nested_type.nesting, pb.Schema.Object.SINGLE)
-        self.assertEqual(efs["settings"].type, b"")
-        self.assertIn("aws_region", r.data_source_schemas)
-        self.assertEqual([a.name for a in r.provider.block.attributes], ["region"])
-
-    def test_metadata_lists_every_type(self):
-        r = self.stub.GetMetadata(pb.GetMetadata.Request())
-        self.assertEqual([m.type_name for m in r.resources], ["aws_ecs_service", "aws_efs_file_system"])
-        self.assertEqual([m.type_name for m in r.data_sources], ["aws_region"])
-
-    def test_validation_calls_find_nothing(self):
-        self.assertEqual(len(self.stub.ValidateProviderConfig(pb.ValidateProviderConfig.Request()).diagnostics), 0)
-        req = pb.ValidateResourceConfig.Request(type_name="aws_ecs_service")
-        self.assertEqual(len(self.stub.ValidateResourceConfig(req).diagnostics), 0)
-        req = pb.ValidateDataResourceConfig.Request(type_name="aws_region")
-        self.assertEqual(len(self.stub.ValidateDataResourceConfig(req).diagnostics), 0)
-
-    def test_calls_that_need_aws_fail_loudly(self):
-        r = self.stub.PlanResourceChange(pb.PlanResourceChange.Request(type_name="aws_ecs_service"))
-        self.assertEqual(r.diagnostics[0].severity, pb.Diagnostic.ERROR)
-        self.assertIn("needs AWS", r.diagnostics[0].summary)
-        r = self.stub.ReadDataSource(pb.ReadDataSource.Request(type_name="aws_region"))
-        self.assertEqual(r.diagnostics[0].severity, pb.Diagnostic.ERROR)
-
-    def test_reattach_config(self):
-        cfg = json.loads(P.reattach_config("/tmp/x.sock", 42))
-        self.assertEqual(
-            cfg["registry.terraform.io/hashicorp/aws"],
-            {"Protocol": "grpc", "ProtocolVersion": 6, "Pid": 42, "Test": True,
-             "Addr": {"Network": "unix", "String": "/tmp/x.sock"}},
-        )
+    ps = P.load_schema(path) if path else SMALL
+    return dict(ps, resource_schemas=dict(ps["resource_schemas"], aws_standin_nested=NESTED))
 
 
 VERSIONS_TF = """
@@ -152,7 +82,8 @@ terraform {
 
 @unittest.skipUnless(shutil.which("terraform"), "no terraform binary on PATH")
 class RealTerraform(unittest.TestCase):
-    """terraform init + validate against the stand-in: a good config passes, bad ones fail."""
+    """terraform init + validate (and plan) against the stand-in: a good config passes, bad
+    ones fail, and a plan that would need AWS fails saying so."""
 
     @classmethod
     def setUpClass(cls):
@@ -171,13 +102,13 @@ class RealTerraform(unittest.TestCase):
         cls.server.stop(grace=0)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def validate(self, body: str):
+    def validate(self, body: str, last="validate"):
         d = tempfile.mkdtemp(dir=self.tmp)
         with open(os.path.join(d, "versions.tf"), "w") as f:
             f.write(VERSIONS_TF)
         with open(os.path.join(d, "main.tf"), "w") as f:
             f.write(body)
-        for args in (["init", "-backend=false", "-input=false"], ["validate"]):
+        for args in (["init", "-backend=false", "-input=false"], [last]):
             p = subprocess.run(["terraform", f"-chdir={d}", *args, "-no-color"], env=self.env,
                                capture_output=True, text=True, timeout=120)
             if p.returncode != 0:
@@ -185,7 +116,12 @@ class RealTerraform(unittest.TestCase):
         return 0, p.stdout
 
     def test_valid_configuration_passes(self):
+        before = dict(self.servicer.calls)
         rc, out = self.validate("""
+provider "aws" {
+  region = "us-east-1"
+}
+data "aws_region" "r" {}
 resource "aws_ecs_service" "s" {
   name = "x"
   deployment_circuit_breaker {
@@ -196,11 +132,17 @@ resource "aws_ecs_service" "s" {
 resource "aws_efs_file_system" "f" {
   encrypted = true
 }
+resource "aws_standin_nested" "n" {
+  settings = {
+    mode = "x"
+  }
+}
 output "arn" { value = aws_ecs_service.s.arn }
 """)
         self.assertEqual(rc, 0, out)
         self.assertIn("The configuration is valid", out)
-        self.assertGreater(self.servicer.calls.get("GetProviderSchema", 0), 0)
+        for call in ("GetProviderSchema", "ValidateProviderConfig", "ValidateResourceConfig", "ValidateDataResourceConfig"):
+            self.assertGreater(self.servicer.calls.get(call, 0), before.get(call, 0), call)
 
     def test_missing_required_argument_in_a_block_fails(self):
         rc, out = self.validate("""
@@ -245,6 +187,11 @@ output "o" { value = aws_efs_file_system.f.no_such_attribute }
 """)
         self.assertNotEqual(rc, 0)
         self.assertIn("Unsupported attribute", out)
+
+    def test_a_plan_that_needs_aws_fails_saying_so(self):
+        rc, out = self.validate('resource "aws_ecs_service" "s" {\n  name = "x"\n}\n', last="plan")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("PlanResourceChange needs AWS", out)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,65 @@
-# The production environment: everything in terraform/modules/environment, with this file's
-# variables (terraform.tfvars). Planned on pull requests by .github/workflows/terraform.yml;
-# applied by the deploy job of the GitHub environment "production" (deploy-environment.yml), just
-# before it rolls out the image of the same commit.
+# The production environment: terraform/modules/environment with production's settings, which
+# are this file. Its own root, so its own state (versions.tf), lock file and provider
+# credentials: nothing planned in staging can touch it. Planned on pull requests by
+# .github/workflows/terraform.yml; applied by the deploy job of the GitHub environment
+# "production" (deploy-environment.yml), after staging's and a reviewer's approval, just before
+# it rolls out the image of the same commit. Set domain_name and route53_zone_id, or
+# certificate_arn, before serving real users: without them the ALB serves plain HTTP.
+
+locals {
+  region            = "us-east-1"
+  github_repository = "OWNER/hello-birthday"
+  # The account production lives in: the provider refuses credentials of any other. null: no check.
+  aws_account_id = null # "123456789012"
+}
+
+provider "aws" {
+  region              = local.region
+  allowed_account_ids = local.aws_account_id == null ? null : [local.aws_account_id]
+
+  default_tags {
+    tags = {
+      Application = "hello-birthday"
+      Environment = "production"
+      ManagedBy   = "terraform"
+      Repository  = local.github_repository
+    }
+  }
+}
+
+variable "image_tag" {
+  description = "Commit SHA of an image in ECR that the service is created with (docs/deploying.md, step 4): set the default here. Afterwards the deploy workflow owns the running image."
+  type        = string
+  default     = null
+}
 
 module "app" {
   source = "../modules/environment"
 
   environment       = "production"
-  github_repository = var.github_repository
+  github_repository = local.github_repository
   image_tag         = var.image_tag
 
-  vpc_cidr           = var.vpc_cidr
-  availability_zones = var.availability_zones
-  task_cpu           = var.task_cpu
-  task_memory        = var.task_memory
-  min_tasks          = var.min_tasks
-  max_tasks          = var.max_tasks
+  # Three zones of the region: one task, one EFS mount target and one endpoint ENI in each.
+  availability_zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+  vpc_cidr           = "10.20.0.0/16"
+  # The app's 256 CPU / 512 MiB plus the metrics collector sidecar's 128 / 256 (docs/deploying.md,
+  # "The scrape path"), rounded up to the next Fargate size.
+  task_cpu    = 512
+  task_memory = 1024
+  min_tasks   = 3
+  max_tasks   = 12
 
-  domain_name         = var.domain_name
-  route53_zone_id     = var.route53_zone_id
-  certificate_arn     = var.certificate_arn
-  deletion_protection = var.deletion_protection
-  access_logs_bucket  = var.access_logs_bucket
+  # HTTPS: domain_name and route53_zone_id, or certificate_arn.
+  # domain_name     = "hello.example.com"
+  # route53_zone_id = "Z0123456789ABCDEFGHIJ"
 
-  alarm_email                        = var.alarm_email
-  log_retention_days                 = var.log_retention_days
-  flow_log_traffic_type              = var.flow_log_traffic_type
-  metrics_scraper_security_group_ids = var.metrics_scraper_security_group_ids
+  log_retention_days    = 30
+  flow_log_traffic_type = "ALL"
+  # alarm_email         = "oncall@example.com"
 
-  waf_put_limit = var.waf_put_limit
-  waf_get_limit = var.waf_get_limit
+  # Per-client-IP budgets of the WAF, per 5 minutes (docs/operations.md, "AWS WAF": how to tell
+  # whether to raise them). The defaults: 3000 PUT and 30000 GET and other requests.
+  # waf_put_limit = 3000
+  # waf_get_limit = 30000
 }

@@ -38,11 +38,25 @@ variable "image_tag" {
 variable "vpc_cidr" {
   description = "The environment's VPC range (/16)."
   type        = string
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) == 16
+    error_message = "The VPC must be a /16: the network module carves three /24 public and three /20 private subnets from it."
+  }
 }
 
 variable "availability_zones" {
   description = "Availability zones of the region to run in (three): one task, one mount target and one endpoint ENI per zone."
   type        = list(string)
+
+  validation {
+    condition     = length(distinct(var.availability_zones)) == 3 && length(var.availability_zones) == 3
+    error_message = "An environment runs in three distinct availability zones (one task, mount target and endpoint ENI in each): losing one leaves two serving."
+  }
+  validation {
+    condition     = alltrue([for az in var.availability_zones : startswith(az, data.aws_region.current.region)])
+    error_message = "Every availability zone must be in the provider's region."
+  }
 }
 
 variable "task_cpu" {
@@ -55,18 +69,39 @@ variable "task_memory" {
   description = "Memory per task in MiB: the app's 512 plus the collector sidecar's 256, rounded up to a Fargate size."
   type        = number
   default     = 1024
+
+  validation {
+    condition = contains(lookup({
+      "256"  = [512, 1024, 2048]
+      "512"  = [1024, 2048, 3072, 4096]
+      "1024" = [2048, 3072, 4096, 5120, 6144, 7168, 8192]
+      "2048" = [for gb in range(4, 17) : gb * 1024]
+      "4096" = [for gb in range(8, 31) : gb * 1024]
+    }, tostring(var.task_cpu), []), var.task_memory)
+    error_message = "task_cpu and task_memory must be a combination Fargate offers, or registering the task definition fails at apply time."
+  }
 }
 
 variable "min_tasks" {
   description = "Tasks at rest and the autoscaling minimum: one per zone."
   type        = number
   default     = 3
+
+  validation {
+    condition     = var.min_tasks >= length(var.availability_zones)
+    error_message = "An environment keeps at least one task per zone."
+  }
 }
 
 variable "max_tasks" {
   description = "Autoscaling maximum."
   type        = number
   default     = 12
+
+  validation {
+    condition     = var.max_tasks >= var.min_tasks
+    error_message = "Autoscaling's maximum must not be below min_tasks."
+  }
 }
 
 variable "log_level" {
@@ -125,9 +160,14 @@ variable "certificate_arn" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the load balancer from deletion."
+  description = "Protect the load balancer from deletion (always, in staging and production)."
   type        = bool
   default     = true
+
+  validation {
+    condition     = var.deletion_protection || !contains(["staging", "production"], var.environment)
+    error_message = "The load balancer of staging and production must be protected from deletion."
+  }
 }
 
 variable "access_logs_bucket" {

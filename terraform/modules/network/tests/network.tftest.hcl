@@ -1,7 +1,7 @@
 # The VPC, its subnets and the security groups, planned against a mock AWS provider: three zones,
-# tasks reachable only from the load balancer, EFS only from the tasks. The per-environment
-# zones and ranges are planned again with each environment's terraform.tfvars in
-# terraform/<env>/tests.
+# tasks reachable only from the load balancer, EFS only from the tasks. Each environment's own
+# zones and range are checked by terraform/modules/environment's validations when its root is
+# planned (terraform/<env>/tests).
 
 mock_provider "aws" {
   mock_data "aws_region" {
@@ -82,6 +82,10 @@ run "three_zones" {
   assert {
     condition     = toset([for s in aws_subnet.private : s.availability_zone]) == toset(var.availability_zones) && length(aws_subnet.private) == length(var.availability_zones)
     error_message = "There must be one private (task) subnet in each zone, so ECS can place one task per zone."
+  }
+  assert {
+    condition     = alltrue([for s in concat(values(aws_subnet.private), values(aws_subnet.public)) : cidrsubnet(var.vpc_cidr, 0, 0) == cidrsubnet("${cidrhost(s.cidr_block, 0)}/${split("/", var.vpc_cidr)[1]}", 0, 0)])
+    error_message = "Every subnet must lie inside the VPC's range."
   }
   assert {
     condition     = toset([for s in aws_subnet.public : s.availability_zone]) == toset(var.availability_zones) && length(aws_subnet.public) == length(var.availability_zones)

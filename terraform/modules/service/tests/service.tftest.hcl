@@ -312,13 +312,14 @@ run "collector_sidecar_cannot_take_the_app_down" {
   }
   assert {
     condition = (
+      aws_ecs_task_definition.app.cpu == tostring(var.cpu) && aws_ecs_task_definition.app.memory == tostring(var.memory) &&
       sum([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.cpu]) <= var.cpu &&
       sum([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : lookup(c, "memory", lookup(c, "memoryReservation", 0))]) <= var.memory &&
       one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.cpu if c.name == local.container_name]) >= 256 &&
       one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.memoryReservation if c.name == local.container_name]) >= 512 &&
       one([for c in jsondecode(aws_ecs_task_definition.app.container_definitions) : c.memory if c.name == local.collector_name]) > 0
     )
-    error_message = "The containers' CPU and memory must fit the task size, the app must keep its 256 CPU / 512 MiB, and the collector must have a hard memory limit."
+    error_message = "The task size must be the module's cpu and memory, the containers' CPU and memory must fit it, the app must keep its 256 CPU / 512 MiB, and the collector must have a hard memory limit."
   }
   assert {
     condition = (
