@@ -15,6 +15,7 @@ use super::*;
 use crate::domain::{DateOfBirth, Username};
 use crate::storage::read::READ_ATTEMPTS;
 
+mod fence;
 mod read;
 mod upkeep;
 mod write;
