@@ -46,15 +46,11 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# request ADDR METHOD PATH [JSON]: prints "STATUS BODY" on one line.
+# request ADDR METHOD PATH [JSON]: prints "STATUS BODY" on one line; the headers in $WORK/headers.
 request() {
-  local addr=$1 method=$2 path=$3 body=${4:-}
-  if [ -n "$body" ]; then
-    curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code}' -X "$method" "http://$addr$path" \
-      -H 'Content-Type: application/json' -d "$body"
-  else
-    curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code}' -X "$method" "http://$addr$path"
-  fi
+  local addr=$1 method=$2 path=$3 json=()
+  [ -z "${4:-}" ] || json=(-H 'Content-Type: application/json' -d "$4")
+  curl -sS --max-time 10 -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' -X "$method" "http://$addr$path" "${json[@]}"
   printf ' %s\n' "$(tr -d '\n' <"$WORK/body")"
 }
 
@@ -176,8 +172,7 @@ echo "    A (pid $A_PID) frozen while holding alice's lock (attempt $caught; /pr
 start=$(date +%s%N)
 expect "$B_ADDR" 503 PUT /hello/alice '{"dateOfBirth":"1999-09-09"}'
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-retry_after=$(curl -s -D - -o /dev/null -X PUT "http://$B_ADDR/hello/alice" -H 'Content-Type: application/json' \
-  -d '{"dateOfBirth":"1999-09-09"}' | tr -d '\r' | sed -n 's/^retry-after: //Ip')
+retry_after=$(tr -d '\r' <"$WORK/headers" | sed -n 's/^retry-after: //Ip')
 echo "    B answered 503 after ${elapsed_ms} ms (lock timeout 500 ms), Retry-After: $retry_after"
 [ "$elapsed_ms" -lt 2000 ] || fail "B waited ${elapsed_ms} ms"
 [ -n "$retry_after" ] || fail "no Retry-After"

@@ -4,11 +4,38 @@
 # Each run prints its seed, its fault schedule and the checker's verdict; a failing user's
 # timeline is written under target/nemesis/<seed>/linearizability/.
 #
-# Usage: scripts/nemesis.sh [SEED...]     (default: 1 2 3; NEMESIS_SECONDS per run, default 20)
+# --previous: two versions on one data directory, as during a rolling deploy that changes the
+# on-disk layout. Instance 1 runs the binary of PREVIOUS, the last commit that wrote temp files
+# beside the records instead of in tmp/ (docs/storage.md, "Versions side by side"); instances 0
+# and 2 this checkout's. The history must still be linearizable (so mutual exclusion held across
+# versions), every answer documented and in time, and after this version's startup sweep no temp
+# file of either version may be left. PREVIOUS is built once into target/mixed-versions/ (its own
+# source tree and target directory: a few minutes; needs the full git history).
+#
+# Usage: scripts/nemesis.sh [--previous] [SEED...]   (default: 1 2 3; NEMESIS_SECONDS per run,
+#        default 20)
 # Needs: libfaketime (Debian: faketime), cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PREVIOUS=b0d10846eda6ea7651e1f95b36478857bf0d3010
+name=nemesis extra=()
+if [ "${1:-}" = --previous ]; then
+  shift
+  name=mixed-versions work=target/mixed-versions
+  previous_bin="$work/hello-birthday-${PREVIOUS:0:12}"
+  if [ ! -x "$previous_bin" ]; then
+    git cat-file -e "$PREVIOUS^{commit}" 2>/dev/null \
+      || { echo "$name: commit $PREVIOUS is not in this clone (a shallow clone? git fetch --unshallow)" >&2; exit 1; }
+    echo "==> building the previous version ${PREVIOUS:0:12} (its own source tree and target directory)"
+    rm -rf "$work/src" && mkdir -p "$work/src"
+    git archive "$PREVIOUS" | tar -x -C "$work/src"
+    (cd "$work/src" && GIT_COMMIT=$PREVIOUS CARGO_TARGET_DIR=../target \
+      cargo build --release --locked --bin hello-birthday 2>&1 | tail -1)
+    cp "$work/target/release/hello-birthday" "$previous_bin"
+  fi
+  extra=(--binary "target/release/hello-birthday,$previous_bin" --out "$work/runs")
+fi
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
 echo "==> building the release binary and the nemesis"
@@ -16,11 +43,11 @@ cargo build --release --locked --bin hello-birthday --example nemesis 2>&1 | tai
 failed=()
 for seed in "${seeds[@]}"; do
   # Bounded: the run is NEMESIS_SECONDS of load plus start-up, the final reads and the check.
-  timeout 300 target/release/examples/nemesis --seed "$seed" --seconds "${NEMESIS_SECONDS:-20}" \
+  timeout 300 target/release/examples/nemesis --seed "$seed" --seconds "${NEMESIS_SECONDS:-20}" "${extra[@]}" \
     || failed+=("$seed")
 done
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "nemesis: FAILED on seeds ${failed[*]} (replay: target/release/examples/nemesis --seed N)" >&2
+  echo "$name: FAILED on seeds ${failed[*]} (replay: target/release/examples/nemesis --seed N ${extra[*]})" >&2
   exit 1
 fi
-echo "nemesis: PASS on seeds ${seeds[*]}"
+echo "$name: PASS on seeds ${seeds[*]}${extra:+ (this version and ${PREVIOUS:0:12} side by side)}"

@@ -91,19 +91,9 @@ else
   fi
 fi
 # The server's own access log, independently of schemathesis: no request may have had a 5xx.
-read -r requests server_errors < <("$venv/bin/python" - "$log" <<'PY'
-import json, sys
-statuses = []
-for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        continue
-    if entry.get("message") == "request":
-        statuses.append(entry["status"])
-print(len(statuses), sum(status >= 500 for status in statuses))
-PY
-)
+# (jq -R: one log line at a time; fromjson? skips a line that is not JSON.)
+read -r requests server_errors < <(jq -rR 'fromjson? | select(.message == "request") | .status' "$log" |
+  awk '{ n++ } $1 >= 500 { e++ } END { print n + 0, e + 0 }')
 echo "server access log: $requests requests, $server_errors answered 5xx"
 [ "$server_errors" -eq 0 ] || status=1
 exit "$status"

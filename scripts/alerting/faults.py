@@ -68,7 +68,7 @@ def record_json(username, date_of_birth, version):
 
 def traffic_users():
     """The 676 users of the rehearsal's load: `user` and two lowercase letters."""
-    return ["user" + a + b for a in string.ascii_lowercase for b in string.ascii_lowercase]
+    return names("user")
 
 
 def names(prefix):

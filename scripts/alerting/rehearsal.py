@@ -14,7 +14,6 @@ Usage (as root: the data directory is a tmpfs remounted read-only for one fault)
 """
 
 import argparse
-import http.client
 import http.server
 import json
 import os
@@ -289,18 +288,9 @@ class Rehearsal:
         in_flight = threading.Semaphore(max_in_flight * 4)
 
         def one(addr, put, user, day):
-            host, port = addr.rsplit(":", 1)
             try:
-                conn = http.client.HTTPConnection(host, int(port), timeout=10)
-                if put:
-                    body = json.dumps({"dateOfBirth": f"1990-01-{day:02d}"})
-                    conn.request("PUT", f"/hello/{user}", body, {"Content-Type": "application/json"})
-                else:
-                    conn.request("GET", f"/hello/{user}")
-                conn.getresponse().read()
-                conn.close()
-            except OSError:
-                pass
+                kit.http("PUT" if put else "GET", f"http://{addr}/hello/{user}",
+                         {"dateOfBirth": f"1990-01-{day:02d}"} if put else None, timeout=10)
             finally:
                 in_flight.release()
 
@@ -318,14 +308,7 @@ class Rehearsal:
     def health_checks(self):
         while not self.traffic_stop.is_set():
             for instance in list(self.instances):
-                host, port = instance.addr.rsplit(":", 1)
-                try:
-                    conn = http.client.HTTPConnection(host, int(port), timeout=2)
-                    conn.request("GET", "/health/ready")
-                    conn.getresponse().read()
-                    conn.close()
-                except OSError:
-                    pass
+                kit.http("GET", f"http://{instance.addr}/health/ready", timeout=2)
             time.sleep(0.2)
 
     # -- checks --

@@ -5,6 +5,7 @@ rehearsal (rehearsal.py) runs many at once against the release binary. The judgi
 the bottom are pure, so test_attacks.py can check them on made-up data. Stdlib only.
 """
 
+from http.client import HTTPConnection
 import json
 import re
 import selectors
@@ -65,37 +66,10 @@ def connect(addr, timeout=5.0):
     return sock
 
 
-def read_until_closed(sock, deadline):
-    """Everything the server sends until it closes the connection (EOF or reset) or the
-    monotonic deadline passes; (bytes, closed)."""
-    chunks = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return b"".join(chunks), False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return b"".join(chunks), False
-        except ConnectionError:
-            return b"".join(chunks), True
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-
-
 def exchange(addr, raw, timeout=10.0):
-    """Sends `raw` on a new connection and reads until the server closes it; (Reply, closed).
-    A server that refuses a head part-way may close before all of it is sent: that is not an
-    error here, what arrived is still read."""
-    with connect(addr, timeout) as sock:
-        try:
-            sock.sendall(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        data, closed = read_until_closed(sock, time.monotonic() + timeout)
-    return parse_reply(data), closed
+    """Sends `raw` on a new connection and reads until the server closes it; (Reply, closed)."""
+    held = hold(opened(addr, 1, raw), time.monotonic() + timeout)[0]
+    return held.reply, held.closed is not None
 
 
 def request(method, target, headers=(), body=None, version="HTTP/1.1"):
@@ -118,24 +92,45 @@ def partial_head(size):
 
 @dataclass
 class Held:
-    """One connection the attacker holds open: when it was opened, when the server closed it
-    (None: still open at the deadline), and how many bytes the server sent on it."""
+    """One connection the attacker holds open: when it was opened (or its last byte of a
+    request sent), when the server closed it or answered (None: neither by the deadline), the
+    bytes the server sent on it, and how many bytes of a trickle went out."""
 
     opened: float
     closed: float | None = None
-    received: int = 0
+    data: bytes = b""
+    sent: int = 0
+
+    @property
+    def received(self):
+        return len(self.data)
+
+    @property
+    def reply(self):
+        return parse_reply(self.data)
 
 
-def hold_until_closed(socks, deadline):
-    """Waits on held connections until the server closes each or the deadline passes.
-    `socks` maps socket -> Held; closed sockets are closed here too."""
+def hold(socks, deadline, answer=False, trickle=b"", interval=0.5):
+    """Waits on held connections (socket -> Held) until the server closes each (with `answer`:
+    or sends a whole answer head) or the deadline passes; each is then closed here. With
+    `trickle`, every `interval` s each connection still held is sent its next byte of it.
+    Returns the list of Held."""
     sel = selectors.DefaultSelector()
     for sock in socks:
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ)
-    open_count = len(socks)
-    while open_count and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
+    next_send = time.monotonic()
+    while sel.get_map() and time.monotonic() < deadline:
+        if trickle and time.monotonic() >= next_send:
+            for key in list(sel.get_map().values()):
+                held = socks[key.fileobj]
+                try:
+                    held.sent += key.fileobj.send(trickle[held.sent:held.sent + 1])
+                except (BlockingIOError, ConnectionError):
+                    pass  # a full buffer or a reset: the read below tells which
+            next_send += interval
+        wake = min(deadline, next_send) if trickle else deadline
+        for key, _ in sel.select(timeout=min(0.5, max(0.0, wake - time.monotonic()))):
             sock, held = key.fileobj, socks[key.fileobj]
             try:
                 chunk = sock.recv(65536)
@@ -143,190 +138,90 @@ def hold_until_closed(socks, deadline):
                 continue
             except ConnectionError:
                 chunk = b""
-            held.received += len(chunk)
-            if not chunk:
+            held.data += chunk
+            if not chunk or (answer and held.reply.status is not None):
                 held.closed = time.monotonic()
                 sel.unregister(sock)
                 sock.close()
-                open_count -= 1
     for key in list(sel.get_map().values()):
         key.fileobj.close()
     sel.close()
+    return list(socks.values())
+
+
+def opened(addr, count, raw=b""):
+    """`count` new connections, each sent `raw`: socket -> Held (the clock starts before the
+    send: the head timeout runs from the accept)."""
+    socks = {}
+    for _ in range(count):
+        sock = connect(addr)
+        socks[sock] = Held(time.monotonic())
+        try:
+            sock.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a server that refuses a head part-way may close before all of it is sent
+    return socks
 
 
 def slow_heads(addr, count, head_bytes, deadline):
     """`count` connections, each sending `head_bytes` of a head that never ends, then held
     until the server closes them. The list of Held."""
-    raw = partial_head(head_bytes)
-    socks = {}
-    for _ in range(count):
-        sock = connect(addr)
-        # The head timeout runs from the accept, so the clock starts before the send.
-        socks[sock] = Held(time.monotonic())
-        sock.sendall(raw)
-    hold_until_closed(socks, deadline)
-    return list(socks.values())
+    return hold(opened(addr, count, partial_head(head_bytes)), deadline)
 
 
 def trickled_heads(addr, count, interval, deadline):
     """`count` connections that each send one more byte of an endless head every `interval`
     seconds, until the server closes them. The list of Held."""
-    raw = partial_head(64 * 1024)
-    live = []
-    for _ in range(count):
-        live.append([connect(addr), Held(time.monotonic()), 0])
-    done = []
-    while live and time.monotonic() < deadline:
-        for entry in list(live):
-            sock, held, sent = entry
-            sock.settimeout(0.0)
-            try:
-                chunk = sock.recv(65536)
-                gone = not chunk
-                held.received += len(chunk)
-            except BlockingIOError:
-                gone = False
-            except ConnectionError:
-                gone = True
-            if not gone:
-                try:
-                    sock.send(raw[sent:sent + 1])
-                    entry[2] = sent + 1
-                except BlockingIOError:
-                    pass
-                except ConnectionError:
-                    gone = True
-            if gone:
-                held.closed = time.monotonic()
-                sock.close()
-                live.remove(entry)
-                done.append(held)
-        time.sleep(interval)
-    for sock, held, _ in live:
-        sock.close()
-        done.append(held)
-    return done
+    return hold(opened(addr, count), deadline, trickle=partial_head(64 * 1024), interval=interval)
 
 
-@dataclass
-class Timed:
-    """A request whose answer was awaited: when its last byte was sent, the answer, and when
-    the answer (or the close) came."""
-
-    sent: float
-    reply: Reply
-    answered: float | None
+def put_head(user, length):
+    return request("PUT", f"/hello/{user}", [("Host", "hostile"), ("Content-Type", "application/json"),
+                                            ("Content-Length", str(length))])
 
 
 def stalled_bodies(addr, users, deadline):
     """For each user a PUT announcing a 30-byte body that sends 10 bytes and then nothing. The
-    list of Timed, `sent` being when the 10 bytes went."""
+    list of Held, `opened` being when the 10 bytes went, `closed` when the answer came."""
     socks = {}
     for user in users:
         sock = connect(addr)
-        sock.sendall(request("PUT", f"/hello/{user}", [("Host", "hostile"),
-                                                       ("Content-Type", "application/json"),
-                                                       ("Content-Length", "30")]) + b'{"dateOfB')
+        sock.sendall(put_head(user, 30) + b'{"dateOfB')
         socks[sock] = Held(time.monotonic())
-    return _answers(socks, deadline)
+    return hold(socks, deadline, answer=True)
 
 
 def trickled_bodies(addr, users, interval, deadline):
     """For each user a PUT announcing a 4000-byte body that sends one byte of it every
-    `interval` seconds (each pause well under the chunk timeout), for ever. The list of Timed,
-    `sent` being when the head went."""
-    live = []
+    `interval` seconds (each pause well under the chunk timeout), for ever. The list of Held,
+    `opened` being when the head went, `closed` when the answer came."""
+    socks = {}
     for user in users:
         sock = connect(addr)
-        sock.sendall(request("PUT", f"/hello/{user}", [("Host", "hostile"),
-                                                       ("Content-Type", "application/json"),
-                                                       ("Content-Length", "4000")]))
-        live.append((sock, time.monotonic(), bytearray()))
-    results = []
-    while live and time.monotonic() < deadline:
-        for entry in list(live):
-            sock, sent, data = entry
-            sock.settimeout(0.0)
-            gone = False
-            try:
-                chunk = sock.recv(65536)
-                data += chunk
-                gone = not chunk
-            except BlockingIOError:
-                pass
-            except ConnectionError:
-                gone = True
-            reply = parse_reply(bytes(data))
-            if gone or reply.status is not None:
-                results.append(Timed(sent, reply, time.monotonic()))
-                sock.close()
-                live.remove(entry)
-                continue
-            try:
-                sock.send(b" ")
-            except BlockingIOError:
-                pass
-            except ConnectionError:
-                pass
-        time.sleep(interval)
-    for sock, sent, data in live:
-        results.append(Timed(sent, parse_reply(bytes(data)), None))
-        sock.close()
-    return results
+        sock.sendall(put_head(user, 4000))
+        socks[sock] = Held(time.monotonic())
+    return hold(socks, deadline, answer=True, trickle=b" " * 4000, interval=interval)
+
+
+def kept_alive(addr, count):
+    """`count` connections that have each made one request and been answered: socket -> Held,
+    `opened` being when the answer arrived."""
+    socks = {}
+    for _ in range(count):
+        conn = HTTPConnection(*addr, timeout=5)
+        conn.request("GET", "/health/live", headers={"Host": "hostile"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise ConnectionError(f"keep-alive request answered {response.status}")
+        socks[conn.sock] = Held(time.monotonic())
+    return socks
 
 
 def idle_keep_alive(addr, count, deadline):
-    """`count` connections that each make one request and then stay idle. The list of Held,
-    `opened` being when the answer arrived; `received` counts only bytes after it."""
-    socks = {}
-    for _ in range(count):
-        sock = connect(addr)
-        sock.sendall(request("GET", "/health/live", [("Host", "hostile")]))
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed before answering a keep-alive request")
-            data += chunk
-        reply = parse_reply(data)
-        if reply.status != 200 or len(reply.body) < int(reply.headers.get("content-length", 0)):
-            # The body follows the head in the same segment for this tiny answer.
-            raise ConnectionError(f"keep-alive request answered {reply.status}")
-        socks[sock] = Held(time.monotonic())
-    hold_until_closed(socks, deadline)
-    return list(socks.values())
-
-
-def _answers(socks, deadline):
-    """Reads each held connection until a whole answer head or a close; the list of Timed."""
-    sel = selectors.DefaultSelector()
-    data = {}
-    for sock in socks:
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ)
-        data[sock] = b""
-    results = []
-    while data and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=0.5):
-            sock = key.fileobj
-            try:
-                chunk = sock.recv(65536)
-            except BlockingIOError:
-                continue
-            except ConnectionError:
-                chunk = b""
-            data[sock] += chunk
-            reply = parse_reply(data[sock])
-            if not chunk or reply.status is not None:
-                results.append(Timed(socks[sock].opened, reply, time.monotonic()))
-                sel.unregister(sock)
-                sock.close()
-                del data[sock]
-    for sock, got in data.items():
-        results.append(Timed(socks[sock].opened, parse_reply(got), None))
-        sock.close()
-    sel.close()
-    return results
+    """`count` connections that each make one request and then stay idle. The list of Held;
+    `received` counts only bytes after the answer."""
+    return hold(kept_alive(addr, count), deadline)
 
 
 # ------------------------------------------------------------------------ judging ---------
@@ -350,16 +245,17 @@ def close_time_problems(what, held, expected, early, late):
     return problems
 
 
-def answer_time_problems(what, timed, status, slug, expected, early, late):
+def answer_time_problems(what, held, status, slug, expected, early, late):
     """Problems with requests that should each have been answered `status` `slug`, `expected`
-    seconds after `sent`."""
+    seconds after they were sent (Held.opened)."""
     problems = []
-    for i, t in enumerate(timed):
-        if t.reply.status != status or t.reply.problem_slug() != slug:
-            problems.append(f"{what} #{i}: answered {t.reply.status} {t.reply.problem_slug()}, "
+    for i, h in enumerate(held):
+        reply = h.reply
+        if reply.status != status or reply.problem_slug() != slug:
+            problems.append(f"{what} #{i}: answered {reply.status} {reply.problem_slug()}, "
                             f"expected {status} {slug}")
             continue
-        after = t.answered - t.sent
+        after = h.closed - h.opened
         if not expected - early <= after <= expected + late:
             problems.append(f"{what} #{i}: answered after {after:.2f} s, expected {expected} s "
                             f"(-{early}/+{late})")

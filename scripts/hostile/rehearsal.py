@@ -27,6 +27,7 @@ Usage: python3 scripts/hostile/rehearsal.py --binary target/release/hello-birthd
 """
 
 import argparse
+from http.client import HTTPConnection
 import json
 import os
 import resource
@@ -41,7 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import attacks as a  # noqa: E402
-from rehearsal_kit import Failure, Processes, http, log, metric_value, poll  # noqa: E402
+from rehearsal_kit import Failure, Processes, http, log, metric_value, poll, wait_until  # noqa: E402
 
 # The service's defaults (docs/api.md, "Limits and timeouts"); the rehearsal runs the binary
 # without setting any of them.
@@ -405,28 +406,17 @@ class Rehearsal:
 
         def flood(k):
             try:
-                sock = a.connect(addr)
-                raw = a.request("GET", "/" + "f" * 2000,
-                                [("Host", "hostile"), ("User-Agent", "u" * 1000)])
+                conn = HTTPConnection(*addr, timeout=5)
                 for _ in range(per_thread):
                     sent = time.monotonic()
-                    sock.sendall(raw)
-                    data = b""
-                    while True:
-                        reply = a.parse_reply(data)
-                        if reply.status is not None and len(reply.body) >= int(
-                                reply.headers.get("content-length", 0)):
-                            break
-                        sock.settimeout(5)
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            raise ConnectionError("closed mid-flood")
-                        data += chunk
-                    if reply.status != 404:
-                        errors.append(f"flood answered {reply.status}")
+                    conn.request("GET", "/" + "f" * 2000, headers={"Host": "hostile", "User-Agent": "u" * 1000})
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status != 404:
+                        errors.append(f"flood answered {response.status}")
                     if time.monotonic() - sent > 1.0:
                         late.append(time.monotonic() - sent)
-                sock.close()
+                conn.close()
             except Exception as e:  # noqa: BLE001
                 errors.append(f"flood {k}: {type(e).__name__}: {e}")
 
@@ -461,30 +451,21 @@ class Rehearsal:
         raw = a.request("GET", "/health/live", [("Host", "h"), ("X-Request-Id", request_id),
                                                  ("Connection", "close")])
         a.exchange(addr, raw)
-        end = time.monotonic() + 1
-        while time.monotonic() < end:
-            if request_id in self.server.by_request_id:
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(1, lambda: request_id in self.server.by_request_id)
 
     def shutdown(self, addr):
         log("phase 5: SIGTERM with a half-sent head and an idle kept-alive connection open")
-        half = a.connect(addr)
-        half.sendall(b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: ")
-        idle = a.connect(addr)
-        idle.sendall(a.request("GET", "/health/live", [("Host", "h")]))
-        idle.recv(65536)
-        held = {half: a.Held(time.monotonic()), idle: a.Held(time.monotonic())}
+        held = {**a.opened(addr, 1, b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: "),
+                **a.kept_alive(addr, 1)}
         sent = time.monotonic()
         self.server.proc.send_signal(signal.SIGTERM)
-        a.hold_until_closed(held, sent + 5)
+        held = a.hold(held, sent + 5)
         try:
             code = self.server.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             raise Failure("the server did not exit within 10 s of SIGTERM")
         took = time.monotonic() - sent
-        closes = [h.closed - sent for h in held.values() if h.closed]
+        closes = [h.closed - sent for h in held if h.closed]
         log(f"   exit {code} after {took:.2f} s; connections closed after "
             f"{', '.join(f'{c:.2f}' for c in closes)} s")
         if code != 0:
@@ -517,6 +498,7 @@ def main():
     parser.add_argument("--flood-requests", type=int, default=20_000)
     args = parser.parse_args()
     rehearsal = Rehearsal(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run.sh's timeout: clean up too
     try:
         rehearsal.run()
         rehearsal.finish()

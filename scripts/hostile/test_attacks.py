@@ -147,6 +147,7 @@ class AgainstLocalServers(unittest.TestCase):
             read_head(conn)
             time.sleep(0.3)  # the behaviour under test: answering 408 0.3 s later
             conn.sendall(PROBLEM)
+            time.sleep(1)  # and only then closes: the answer, not the close, is timed
 
         server = LocalServer(answer_408_after)
         self.addCleanup(server.close)
@@ -182,7 +183,7 @@ class Judging(unittest.TestCase):
         self.assertIn("JSON", a.log_line_problems(b"INFO request\n", 4096))
 
     def test_early_late_and_answered_closes_are_each_reported(self):
-        held = [a.Held(0.0, 10.0), a.Held(0.0, 9.0), a.Held(0.0, 14.0), a.Held(0.0, 10.0, 5)]
+        held = [a.Held(0.0, 10.0), a.Held(0.0, 9.0), a.Held(0.0, 14.0), a.Held(0.0, 10.0, b"12345")]
         problems = a.close_time_problems("c", held, 10.0, 0.1, 3.0)
         self.assertEqual(len(problems), 3)
         self.assertIn("before", problems[0])

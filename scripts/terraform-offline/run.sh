@@ -128,19 +128,11 @@ step "starting the stand-in provider"
   --ready "$sockdir/reattach.json" --max-seconds "$provider_deadline" 2>"$sockdir/provider.log" &
 provider_pid=$!
 # Ready once it has written its reattach configuration; poll, and give up if it dies or is slow.
-ready_deadline=$((SECONDS + 60))
-until [ -s "$sockdir/reattach.json" ]; do
-  if ! kill -0 "$provider_pid" 2>/dev/null; then
-    echo "the stand-in provider exited; its log:" >&2
-    cat "$sockdir/provider.log" >&2
-    exit 1
-  fi
-  if [ $SECONDS -ge $ready_deadline ]; then
-    echo "the stand-in provider was not ready within 60 s" >&2
-    exit 1
-  fi
-  sleep 0.05
-done
+provider_ready() {
+  kill -0 "$provider_pid" 2>/dev/null || { echo "the stand-in provider exited; its log:" >&2; cat "$sockdir/provider.log" >&2; exit 1; }
+  [ -s "$sockdir/reattach.json" ]
+}
+poll 60 provider_ready || { echo "the stand-in provider was not ready within 60 s" >&2; exit 1; }
 TF_REATTACH_PROVIDERS=$(cat "$sockdir/reattach.json")
 export TF_REATTACH_PROVIDERS
 cat "$sockdir/provider.log"
