@@ -75,7 +75,7 @@ def main() -> int:
     ap.add_argument("--recheck", metavar="HISTORY_JSON", help="run the model on a saved history and exit")
     ap.add_argument("--seed", type=int, help="seed of scenario l's random schedule of nemeses (default: a random one, printed)")
     ap.add_argument("--scale-binary", default="/share/bin/scale", help="scenario m's examples/scale.rs binary")
-    ap.add_argument("--scale-users", type=int, default=10_000, help="scenario m: users seeded (default 10,000)")
+    ap.add_argument("--scale-users", type=int, default=100_000, help="scenario m: users seeded (default 100,000)")
     ap.add_argument("--scale-seconds", type=float, default=5, help="scenario m: seconds per load")
     args = ap.parse_args()
     if args.seed is None:

@@ -15,8 +15,8 @@
 #   NFS_REHEARSAL_SEED     seed of scenario l's random schedule of nemeses (default: the driver
 #                          picks one and prints it: pass it here to replay a failure).
 #   NFS_REHEARSAL_SCENARIOS  comma-separated scenario letters to run (default: all), e.g. j,k.
-#   NFS_REHEARSAL_SCALE_USERS  users scenario m seeds and measures (default 10000; 100000 for
-#                          the table in docs/capacity-and-costs.md).
+#   NFS_REHEARSAL_SCALE_USERS  users scenario m seeds and measures (default 100000, which
+#                          takes m about 65 s).
 #   NFS_REHEARSAL_SCALE_BIN  use this examples/scale.rs binary instead of building it.
 # Results stay in target/nfs-rehearsal/last-run/ (console.log, share/out/). After the VM, the
 # linearizability checker (examples/check_history.rs) reads the run's share/out/history.jsonl

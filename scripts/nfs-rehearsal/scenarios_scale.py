@@ -105,5 +105,5 @@ def scenario_m(lab: Driver, sc: Scenario) -> None:
 
 
 SCENARIOS = {
-    "m": ("scale: many users on NFS (--scale-users)", scenario_m, 240, False),
+    "m": ("scale: many users on NFS (--scale-users)", scenario_m, 90, False),
 }
