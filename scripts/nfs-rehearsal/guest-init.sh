@@ -19,6 +19,7 @@ MODE=rehearsal
 GUEST_DEADLINE=840
 SEED=        # rehearsal.py --seed (empty: it picks one)
 SCENARIOS=   # rehearsal.py --scenarios (empty: all)
+SCALE_USERS= # rehearsal.py --scale-users (empty: its default)
 # shellcheck source=/dev/null
 [ -r /share/guest.env ] && . /share/guest.env
 HOSTS=(1 2 3)
@@ -196,6 +197,7 @@ else
   args=(--out "$OUT")
   [ -z "$SEED" ] || args+=(--seed "$SEED")
   [ -z "$SCENARIOS" ] || args+=(--scenarios "$SCENARIOS")
+  [ -z "$SCALE_USERS" ] || args+=(--scale-users "$SCALE_USERS")
   timeout --kill-after=5 "$left" python3 /share/rehearsal/rehearsal.py "${args[@]}" 2>&1 \
     | tee "$OUT/rehearsal.log" || rc=${PIPESTATUS[0]}
   [ "$rc" != 124 ] || log "rehearsal.py did not finish within $left s (NFS_REHEARSAL_TIMEOUT); stopped"

@@ -4,7 +4,7 @@
 Inside the guest (see CONTRACT: run as root by guest-init.sh): the root network namespace is the
 NFS server exporting /srv/export; hosts h1..h3 are network namespaces, each with its NFS mount
 at /mnt/hN and an instance of the release binary that this driver starts, SIGKILLs and
-restarts itself. Scenarios a..l, run in that order, each print what they did and saw; every
+restarts itself. Scenarios a..m, run in that order, each print what they did and saw; every
 request and every change of the watched records goes into one history that invariants.py
 checks. Exits non-zero on any breach or scenario error; writes report.txt, report.json,
 history.json and history.jsonl (the requests as operations for the linearizability checker,
@@ -13,8 +13,8 @@ history.py) to --out.
 This file is the entry point: the arguments, running the scenarios chosen, the summary. The
 lab (hosts, instances, links, nfsd, the watcher) is lab.py; what scenarios are written with
 (requests and their history, workers, Scenario and its checks) is framework.py; the scenarios
-are scenarios_sharing.py (a, b, c, i), scenarios_faults.py (d to h) and scenarios_nemesis.py
-(j, k, l).
+are scenarios_sharing.py (a, b, c, i), scenarios_faults.py (d to h), scenarios_nemesis.py
+(j, k, l) and scenarios_scale.py (m: many users, on a directory of their own).
 
     python3 rehearsal.py --out /share/out                     # in the guest
     python3 rehearsal.py --local --binary target/release/hello-birthday --out /tmp/reh
@@ -44,12 +44,13 @@ import history  # noqa: E402
 import invariants as inv  # noqa: E402
 import scenarios_faults  # noqa: E402
 import scenarios_nemesis  # noqa: E402
+import scenarios_scale  # noqa: E402
 import scenarios_sharing  # noqa: E402
 from framework import Driver, Scenario, limits  # noqa: E402
 from lab import DEADLINE_S, LOCK_TIMEOUT_MS, ORPHAN_AGE_S, STORAGE_TIMEOUT_MS, Output, RunDeadline, ScenarioError, now  # noqa: E402
 
 # letter -> (title, function, seconds it needs, whether it needs the guest), run in letter order.
-SCENARIOS = dict(sorted((scenarios_sharing.SCENARIOS | scenarios_faults.SCENARIOS | scenarios_nemesis.SCENARIOS).items()))
+SCENARIOS = dict(sorted((scenarios_sharing.SCENARIOS | scenarios_faults.SCENARIOS | scenarios_nemesis.SCENARIOS | scenarios_scale.SCENARIOS).items()))
 
 
 def restore(lab: Driver, sc: Scenario) -> None:
@@ -73,6 +74,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="--local: keep the data directory")
     ap.add_argument("--recheck", metavar="HISTORY_JSON", help="run the model on a saved history and exit")
     ap.add_argument("--seed", type=int, help="seed of scenario l's random schedule of nemeses (default: a random one, printed)")
+    ap.add_argument("--scale-binary", default="/share/bin/scale", help="scenario m's examples/scale.rs binary")
+    ap.add_argument("--scale-users", type=int, default=100_000, help="scenario m: users seeded (default 100,000)")
+    ap.add_argument("--scale-seconds", type=float, default=5, help="scenario m: seconds per load")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 32)
