@@ -251,6 +251,23 @@ struct Instance {
     outages: Mutex<Vec<(u64, u64)>>,
 }
 
+/// An instance still running when the lab goes away (a run that ended early with an error, e.g.
+/// another instance never became ready) is killed with it: `Child` does not do that on drop,
+/// and a leftover server would hold its port and data directory past the run.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Lab {
     fn new(cli: &Cli, out: &Path, data: &Path) -> io::Result<Self> {
         if !cli.faketime.exists() {
