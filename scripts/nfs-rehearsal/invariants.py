@@ -203,6 +203,13 @@ class Request:
         return 400 <= self.status < 500
 
 
+def outcome_label(r: Request | None) -> str:
+    """What came of r, for reports: "204", "503 storage-busy", "timeout", "conn-error"."""
+    if r is None or r.outcome != "answer":
+        return r.outcome if r else "not sent"
+    return f"{r.status} {r.problem}" if r.problem else str(r.status)
+
+
 @dataclass
 class Observation:
     """A change of one record's file as the watcher read it on the server (the authoritative
