@@ -58,7 +58,6 @@ what the server holds, statuses and times, and the user's lock (invariant 2).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import json
@@ -536,7 +535,3 @@ def _check_finals(
         if p is not None:
             out.append(Breach(INV_FINAL, f"{f.user}: final record holds PUT #{q.rid} (k={q.k}), older than acknowledged PUT #{p.rid} (k={p.k})", [q.rid, p.rid]))
     return out
-
-
-def to_dict(obj) -> dict:
-    return dataclasses.asdict(obj)
