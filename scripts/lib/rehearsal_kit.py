@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from http.client import HTTPException
 
 T0 = time.monotonic()
 
@@ -74,7 +75,7 @@ def http(method, url, body=None, timeout=5):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-    except OSError as e:
+    except (OSError, HTTPException) as e:  # refused, reset, cut off mid-answer
         return 0, str(e)
 
 

@@ -47,6 +47,9 @@ class Http(unittest.TestCase):
                 self.end_headers()
                 self.wfile.write(self.headers["Content-Type"].encode() + b" " + body)
 
+            def do_GET(self):  # no HTTP answer at all: http.client raises, not urllib
+                self.wfile.write(b"garbage\r\n\r\n")
+
             def log_message(self, *args):
                 pass
 
@@ -56,6 +59,7 @@ class Http(unittest.TestCase):
         try:
             self.assertEqual(kit.http("PUT", f"{base}/x", {"a": 1}), (200, 'application/json {"a": 1}'))
             self.assertEqual(kit.http("PUT", f"{base}/missing", {})[0], 404)
+            self.assertEqual(kit.http("GET", f"{base}/x")[0], 0)
         finally:
             server.shutdown()
             server.server_close()

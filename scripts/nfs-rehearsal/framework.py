@@ -15,9 +15,11 @@ import json
 import socket
 import threading
 import traceback
+from collections import Counter
 from dataclasses import asdict
 
 import invariants as inv
+from invariants import outcome_label  # noqa: F401 - the scenarios' too
 from lab import CLIENT_TIMEOUT_S, DEADLINE_S, ORPHAN_AGE_S, WATCH_INTERVAL_S, Host, Lab, RunDeadline, now
 
 
@@ -285,18 +287,10 @@ class Scenario:
         }
 
 
-def outcome_label(r: inv.Request) -> str:
-    if r.outcome != "answer":
-        return r.outcome
-    return f"{r.status} {r.problem}" if r.problem else str(r.status)
-
-
 def summarize(reqs: list[inv.Request]) -> dict:
-    counts: dict[str, int] = {}
+    counts = Counter(f"{r.host} {r.method} {outcome_label(r)}" for r in reqs)
     lat: dict[str, list[float]] = {}
     for r in reqs:
-        key = f"{r.host} {r.method} {outcome_label(r)}"
-        counts[key] = counts.get(key, 0) + 1
         if r.outcome == "answer":
             lat.setdefault(f"{r.host} {r.method}", []).append(r.t_end - r.t_send)
     pct = {
@@ -313,14 +307,8 @@ def format_stats(stats: dict) -> list[str]:
     return lines
 
 
-
 def summarize_labels(reqs: list[inv.Request]) -> str:
-    counts: dict[str, int] = {}
-    for r in reqs:
-        counts[outcome_label(r)] = counts.get(outcome_label(r), 0) + 1
-    return ", ".join(f"{k} x{v}" for k, v in counts.items())
-
-
+    return ", ".join(f"{k} x{v}" for k, v in Counter(map(outcome_label, reqs)).items())
 
 
 def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, timeout: float, interval: float = 0.5) -> tuple[bool, list[inv.Request]]:
@@ -338,7 +326,6 @@ def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, t
 
     ok = lab.wait_until(once, timeout, interval)
     return ok, tries
-
 
 
 def storm(lab: Driver, sc: Scenario, w: Workers, users: list[str], seconds: float, per_host: int = 2, pace: float = 0.0) -> None:

@@ -71,12 +71,6 @@ def get_outputs(r: inv.Request) -> list[str | None]:
     return [inv.date_of_k(k).isoformat() for k in sorted(inv.ks_of_answer(parsed[1], r.days))]
 
 
-def _label(r: inv.Request) -> str:
-    if r.outcome != "answer":
-        return r.outcome
-    return f"{r.status} {r.problem}" if r.problem else str(r.status)
-
-
 def operations(requests: list[inv.Request], limits: inv.Limits | None = None, down: list[inv.DownInterval] = ()) -> list[dict]:
     """The checker's operations for these requests, in order of their call time. `down`: the
     instances' pauses (and stops), which move the effect bound of the PUTs under way in them."""
@@ -108,7 +102,7 @@ def operations(requests: list[inv.Request], limits: inv.Limits | None = None, do
         }
         if kind == INFO:
             op["effect_by"] = nanos(inv.effect_bound(r, limits, down))
-        op["note"] = f"#{r.rid} {r.method} via {r.host}: {_label(r)} after {r.t_end - r.t_send:.3f} s; scenario {r.scenario} {r.tag}".rstrip()
+        op["note"] = f"#{r.rid} {r.method} via {r.host}: {inv.outcome_label(r)} after {r.t_end - r.t_send:.3f} s; scenario {r.scenario} {r.tag}".rstrip()
         ops.append(op)
     return ops
 

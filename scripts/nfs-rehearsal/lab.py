@@ -10,7 +10,6 @@ local directory), and every process started here is killed by its pid on every e
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import random
 import shutil
@@ -28,7 +27,7 @@ import invariants as inv
 # The Python rehearsals' kit: scripts/lib on the host, copied beside this file in the guest
 # (run.sh), whose share holds only this folder.
 sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from rehearsal_kit import free_ports  # noqa: E402
+from rehearsal_kit import free_ports, http, wait_until  # noqa: E402
 
 LOCK_TIMEOUT_MS = 2000
 STORAGE_TIMEOUT_MS = 5000
@@ -145,13 +144,7 @@ class Lab:
 
     def wait_until(self, pred, timeout: float, interval: float = 0.05) -> bool:
         """Polls pred() until it is true or `timeout` (capped by the run deadline) passes."""
-        end = min(now() + timeout, self.run_deadline)
-        while True:
-            if pred():
-                return True
-            if now() >= end:
-                return False
-            time.sleep(min(interval, max(0.0, end - now())))
+        return bool(wait_until(min(timeout, self.remaining()), pred, interval))
 
     # -- processes
 
@@ -217,15 +210,7 @@ class Lab:
         self.end_down(host, now())
 
     def ready(self, host: Host) -> bool:
-        try:
-            conn = http.client.HTTPConnection(host.ip, host.port, timeout=3)
-            try:
-                conn.request("GET", "/health/ready")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException):
-            return False
+        return http("GET", f"http://{host.ip}:{host.port}/health/ready", timeout=3)[0] == 200
 
     def kill(self, host: Host) -> float:
         """SIGKILLs the instance; returns the time. Connection errors are expected from now

@@ -19,7 +19,8 @@ are scenarios_sharing.py (a, b, c, i), scenarios_faults.py (d to h), scenarios_n
     python3 rehearsal.py --out /share/out                     # in the guest
     python3 rehearsal.py --local --binary target/release/hello-birthday --out /tmp/reh
                                                               # on any Linux box: three
-        instances on 127.0.0.1 sharing one local directory; only scenarios a, b, c, i, j, k
+        instances on 127.0.0.1 sharing one local directory; only scenarios a, b, c, i, j, k;
+        the checker as run.sh runs it: cargo run --release --example check_history -- /tmp/reh/history.jsonl
     python3 rehearsal.py --recheck /share/out/history.json   # the model again, offline
     python3 rehearsal.py --out /share/out --scenarios l --seed 42   # one scenario; l's schedule
 

@@ -12,7 +12,7 @@ import time
 
 import invariants as inv
 from framework import Driver, Scenario, Workers, fmt_wall, outcome_label, poll_until_204, storm, summarize_labels
-from lab import ORPHAN_AGE_S, Host, ScenarioError, now, stripe_of
+from lab import Host, ScenarioError, now, stripe_of
 
 
 def serve(lab: Driver, sc: Scenario, w: Workers, host: Host, users: list[str]):
@@ -121,7 +121,6 @@ def scenario_d(lab: Driver, sc: Scenario) -> None:
     for k, v in tl.items():
         sc.say(f"timeline {k}: {v}")
     sc.settle_and_read_finals()
-
 
 
 def scenario_e(lab: Driver, sc: Scenario) -> None:
@@ -256,13 +255,7 @@ def scenario_h(lab: Driver, sc: Scenario) -> None:
         except FileNotFoundError:
             sc.say(f"orphan {n} is already gone")
     sc.expect(bool(temps), "no orphan left by the kill")
-    # After the orphan age (by our clock), the restart's startup sweep must remove it.
-    lab.wait_until(lambda: now() >= t_kill + ORPHAN_AGE_S + 0.5, ORPHAN_AGE_S + 1)
-    sweep_at = now()
-    lab.start(h1)
-    gone = lab.wait_until(lambda: not lab.temps_of(u), 15, 0.2)
-    sc.say(f"{h1.name} restarted at {sc.at(sweep_at)}; orphan {'removed' if gone else 'STILL THERE'} {sc.at(now())}")
-    sc.leftovers += [inv.Leftover(rel, lab.watcher.temp_first_seen.get(rel, t_kill), sweep_at) for rel in lab.temps_of(u)]
+    sc.sweep_check(h1)  # h1's start, once the orphan is older than the orphan age, sweeps it
     r = lab.put(h1, u, sc.letter, "after")
     sc.say(f"PUT {u} via {h1.name} after the restart -> {outcome_label(r)}")
     sc.settle_and_read_finals()

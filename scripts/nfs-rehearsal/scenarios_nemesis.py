@@ -110,7 +110,7 @@ def measure_offset(lab, sc, host, user: str) -> str:
     delta = time.time() - now()  # the driver's wall clock minus its monotonic clock
     r = lab.put(host, user, sc.letter, "clock-probe")
     if r is None or r.status != 204:
-        return f"{host.name}: probe PUT answered {outcome_label(r) if r else 'nothing'}"
+        return f"{host.name}: probe PUT answered {outcome_label(r)}"
     try:
         with open(lab.record_path(user), "rb") as f:
             _, dob, stamp, _, _ = inv.parse_record(f.read(), user)
@@ -264,7 +264,7 @@ def scenario_k(lab, sc) -> None:
     h1, h2, h3 = lab.hosts
     x = sc.user("x")
     r = lab.put(h2, x, sc.letter, "setup")
-    sc.expect(r is not None and r.status == 204, f"setup PUT of {x} answered {outcome_label(r) if r else None}")
+    sc.expect(r is not None and r.status == 204, f"setup PUT of {x} answered {outcome_label(r)}")
 
     paused_put: list[inv.Request] = []
     w = Workers(lab, sc)

@@ -16,6 +16,7 @@ import roundtrips
 from framework import Driver, Scenario, Workers, fmt_wall, outcome_label, percentile, storm, summarize_labels
 from lab import DEADLINE_S, LOCK_TIMEOUT_MS, Host, Lab, ScenarioError, key_of, now, stripe_of
 
+
 def lock_holder_argv(lab: Lab, host: Host, path: str) -> list[str]:
     """The flock command, holding an exclusive lock on `path` until its stdin closes (60 s at
     most, should the driver die). The file is opened read-write (bash's `<>`): on NFS, Linux
@@ -52,8 +53,6 @@ class LockHolder:
             pass
         self.lab.reap(self.p, 10)
         return now()
-
-
 
 
 def scenario_a(lab: Driver, sc: Scenario) -> None:
@@ -165,7 +164,6 @@ def scenario_b(lab: Driver, sc: Scenario, seconds: float = 15) -> None:
     sc.settle_and_read_finals()
 
 
-
 def scenario_c(lab: Driver, sc: Scenario) -> None:
     h2 = lab.hosts[1]
     users = [sc.user() for _ in range(6)]
@@ -192,7 +190,6 @@ def scenario_c(lab: Driver, sc: Scenario) -> None:
     lab.watcher.note_temp(rel, now())
     sc.say(f"planted an orphan {rel} with mtime {fmt_wall(future)}")
     sc.sweep_check(h2)
-
 
 
 def scenario_i(lab: Driver, sc: Scenario, n: int = 200) -> None:
