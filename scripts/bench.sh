@@ -153,30 +153,39 @@ echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad, socket errors $c
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
 
 echo "==> file-system calls per request (strace -f, $COUNTED requests, minus a run with none)"
+# Only calls on the data directory count: strace -y names each descriptor's file.
+TRACED="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,getdents64,newfstatat,fstat,statx,lseek"
 traced_session() { # traced_session NAME [METHOD]: trace a server that answers COUNTED requests
   local name=$1 method=${2:-}
-  start_server "T$name" strace -f -y -qq -o "$WORK/trace-$name" -e trace="$FS_CALLS" "$BIN" --data-dir "$WORK/data"
+  start_server "T$name" strace -f -y -qq -o "$WORK/trace-$name" -e trace="$TRACED" "$BIN" --data-dir "$WORK/data"
   local pid_var="T${name}_PID" addr_var="T${name}_ADDR"
   if [ -n "$method" ]; then
     "$LOADGEN" count --target "${!addr_var}" --method "$method" --users "$USERS" --requests "$COUNTED" >/dev/null
   fi
   # SIGTERM the server itself (strace would detach and leave it running), then strace exits.
   kill -TERM "$(pgrep -P "${!pid_var}")"; wait "${!pid_var}" || true
-  fs_calls "$WORK/trace-$name" "$WORK/data" >"$WORK/calls-$name"
+  { grep -v 'resumed>' "$WORK/trace-$name" | grep -F "$WORK/data" || true; } \
+    | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}' >"$WORK/calls-$name"
 }
 traced_session none
 traced_session get GET
 traced_session put PUT
-get_calls=$(fs_calls_per "$WORK/calls-none" "$WORK/calls-get" "$COUNTED" %.2f)
-put_calls=$(fs_calls_per "$WORK/calls-none" "$WORK/calls-put" "$COUNTED" %.2f)
+per_request() { # per_request NAME: "total breakdown" per request, baseline subtracted
+  awk -v n="$COUNTED" 'NR == FNR { base[$1] = $2; next }
+    { c = ($2 - base[$1]) / n; if (c >= 0.01) { total += c; parts = parts sprintf("%s%s %.2f", sep, $1, c); sep = ", " } }
+    END { printf "%.2f (%s)\n", total, parts }' "$WORK/calls-none" "$WORK/calls-$1"
+}
+get_calls=$(per_request get)
+put_calls=$(per_request put)
 echo "    GET: $get_calls"
 echo "    PUT: $put_calls"
 
 ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.2f", g / l}')
 cpu_ratio=$(awk -v g="$get_cpu" -v l="$live_cpu" 'BEGIN {printf "%.2f", l / g}')
+cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 cat <<EOF
 
-Machine: $(machine); wrk -t2 on the same cores.
+Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 on the same cores.
 Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE}s per phase.
 
 | measure | result | target |

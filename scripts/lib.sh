@@ -1,7 +1,6 @@
 # Shared by the scripts in this folder: start the service on a free port and wait for it,
-# poll with a deadline, install pinned PyPI tools, find apt's Debian mirror, count a data
-# directory's file-system calls, describe the machine. Source it; it defines functions and
-# FS_CALLS only.
+# poll with a deadline, install pinned PyPI tools, find apt's Debian mirror. Source it; it
+# defines functions only.
 
 # start_server VAR COMMAND...: runs COMMAND (the binary and its arguments, possibly behind a
 # wrapper such as fiu-run) with `--listen 127.0.0.1:0 --log-format json` appended, logs in
@@ -58,27 +57,4 @@ debian_mirror() {
   fi
   [ -n "$mirror" ] || return 1
   printf '%s\n' "$mirror"
-}
-
-# The file-system calls the benchmark and the scale curve count (strace -e trace="$FS_CALLS").
-FS_CALLS="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,unlinkat,getdents64,newfstatat,fstat,statx,lseek"
-# fs_calls TRACE DIR: "CALL COUNT" lines from an `strace -f -y` TRACE (-y names each
-# descriptor's file), counting only calls on DIR; an interrupted call's "resumed" line is not
-# counted again.
-fs_calls() {
-  { grep -v 'resumed>' "$1" | grep -F "$2" || true; } \
-    | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}'
-}
-# fs_calls_per BEFORE AFTER N FORMAT: "TOTAL (CALL COUNT, ...)", the counts of AFTER minus those
-# of BEFORE (two fs_calls lists) divided by N, each in printf FORMAT; below 0.01 left out.
-fs_calls_per() {
-  awk -v n="$3" -v f="$4" 'NR == FNR { base[$1] = $2; next }
-    { c = ($2 - base[$1]) / n; if (c >= 0.01) { total += c; parts = parts sprintf("%s%s " f, sep, $1, c); sep = ", " } }
-    END { printf f " (%s)\n", total, parts }' "$1" "$2"
-}
-
-# machine: "N cores (CPU model), M GiB, kernel", for the tables' first line.
-machine() {
-  printf '%s cores (%s), %s, %s' "$(nproc)" "$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)" \
-    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" "$(uname -sr)"
 }

@@ -53,14 +53,18 @@ rate_cell() {
 }
 # sweep_calls DATA SCOPE: the data-directory file-system calls of one sweep, as "total (name
 # count, ...)": a traced run of one sweep minus a traced run of none (opening the store).
+TRACED="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,unlinkat,getdents64,newfstatat,fstat,statx,lseek"
 sweep_calls() {
   local data=$1 scope=$2 runs
   for runs in 0 1; do
-    strace -f -y -qq -o "$WORK/sweep-trace-$runs" -e trace="$FS_CALLS" \
+    strace -f -y -qq -o "$WORK/sweep-trace-$runs" -e trace="$TRACED" \
       "$SCALE" sweep --data-dir "$data" --scope "$scope" --runs "$runs" >/dev/null
-    fs_calls "$WORK/sweep-trace-$runs" "$data" >"$WORK/sweep-calls-$runs"
+    { grep -v 'resumed>' "$WORK/sweep-trace-$runs" | grep -F "$data" || true; } \
+      | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}' >"$WORK/sweep-calls-$runs"
   done
-  fs_calls_per "$WORK/sweep-calls-0" "$WORK/sweep-calls-1" 1 %d
+  awk 'NR == FNR { base[$1] = $2; next }
+    { c = $2 - base[$1]; if (c > 0) { total += c; parts = parts sprintf("%s%s %d", sep, $1, c); sep = ", " } }
+    END { printf "%d (%s)\n", total, parts }' "$WORK/sweep-calls-0" "$WORK/sweep-calls-1"
 }
 
 SIZES=("$@")
@@ -124,6 +128,7 @@ for users in "${SIZES[@]}"; do
   rm -rf "$data"
 done
 
+cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 header="| measure |"; rule="|---|"
 for users in "${SIZES[@]}"; do header+=" $users users |"; rule+="---|"; done
 row() { # row LABEL KEY
@@ -133,7 +138,7 @@ row() { # row LABEL KEY
 }
 cat <<EOF
 
-Machine: $(machine); data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}').
+Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}').
 ${SECONDS_PER_PHASE}s per load phase; HTTP: $CONNECTIONS keep-alive connections, one client thread each; raw: $RAW_THREADS threads; clients on the same cores.
 Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Warm: records in the page cache, users drawn at random with repeats;
 cold: just after dropping the page cache, each user once in random order (every read a miss) until the phase's time is up.
