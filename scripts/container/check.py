@@ -11,7 +11,7 @@ image that lost it. Then:
   image    USER is 65532:65532; HEALTHCHECK runs the task's healthCheck command; EXPOSE is
            the task's containerPort; no shell (sh, bash, dash, ash, busybox...) anywhere in
            the image's file system (docker export of the container)
-  process  the container's PID 1 runs as uid/gid 65532 (not root), read from /proc
+  process  every process of the container runs as uid/gid 65532 (not root): `docker top`
   http     PUT /hello/alice -> 204; GET -> 200 with alice's greeting; /health/ready 200;
            /metrics has hello_birthday_build_info with the commit it was built from
   health   the engine's health check turns `healthy` (polled, with a deadline)
@@ -90,21 +90,6 @@ def executables_in(members_with_mode):
         and not name.startswith("dev/")
         and not re.search(r"\.so(\.|$)", os.path.basename(name))
     )
-
-
-def foreign_owned(entries, uid, gid):
-    """Entries (path, uid, gid) not owned by uid:gid."""
-    return [f"{p} ({u}:{g})" for p, u, g in entries if (u, g) != (uid, gid)]
-
-
-def proc_ids(status_text):
-    """(uids, gids) from /proc/PID/status: real, effective, saved, filesystem."""
-    ids = {}
-    for line in status_text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Uid", "Gid"):
-            ids[key] = [int(x) for x in rest.split()]
-    return ids.get("Uid", []), ids.get("Gid", [])
 
 
 def health_step(state):
@@ -229,12 +214,13 @@ def run_checks(image, commit, facts, nofile_limit):
             "-p", f"127.0.0.1::{port}", "-v", f"{volume}:{data_path}", *args, image,
         )
         print(f"    container {name}: docker run {' '.join(args)} -v {volume}:{data_path} {image}")
-        state = inspect(name)["State"]
-        with open(f"/proc/{state['Pid']}/status") as f:
-            uids, gids = proc_ids(f.read())
-        if set(uids) != {SERVICE_UID} or set(gids) != {SERVICE_GID}:
-            raise CheckFailed(f"PID 1 runs as uids {uids}, gids {gids}, not {SERVICE_UID}:{SERVICE_GID}")
-        ok("the process runs as 65532:65532, not root", f"host pid {state['Pid']}")
+        # Every process of the container (the engine runs ps on them): real, effective, saved
+        # and file-system ids.
+        top = docker("top", name, "-o", "pid,ruid,euid,suid,fsuid,rgid,egid,sgid,fsgid").stdout
+        procs = [[int(x) for x in line.split()] for line in top.splitlines()[1:]]
+        if not procs or any(set(p[1:5]) != {SERVICE_UID} or set(p[5:]) != {SERVICE_GID} for p in procs):
+            raise CheckFailed(f"not every process runs as {SERVICE_UID}:{SERVICE_GID}:\n{top}")
+        ok("every process runs as 65532:65532, not root", f"host pids {[p[0] for p in procs]}")
 
         host_port = docker("port", name, f"{port}/tcp").stdout.split()[0].rsplit(":", 1)[1]
         base = f"http://127.0.0.1:{host_port}"
@@ -291,16 +277,15 @@ def run_checks(image, commit, facts, nofile_limit):
             raise CheckFailed(f"docker stop -t {stop_timeout}: " + "; ".join(problems))
         ok(f"docker stop -t {stop_timeout}", f"exit code 0 after {took:.2f} s")
 
-        entries = []
-        for dirpath, dirnames, filenames in os.walk(volume):
-            for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-                st = os.lstat(entry)
-                entries.append((os.path.relpath(entry, volume), st.st_uid, st.st_gid))
-        foreign = foreign_owned(entries, SERVICE_UID, SERVICE_GID)
-        files = [e for e in entries if os.path.isfile(os.path.join(volume, e[0]))]
+        def find(*test):
+            return subprocess.run(["find", str(volume), *test, "-printf", "/%P (%U:%G)\n"],
+                                  capture_output=True, text=True, check=True).stdout.splitlines()
+
+        foreign = find("(", "!", "-uid", str(SERVICE_UID), "-o", "!", "-gid", str(SERVICE_GID), ")")
+        files = find("-type", "f")
         if foreign or not files:
             raise CheckFailed(f"volume: {len(files)} files; not owned by 65532:65532: {foreign[:10]}")
-        ok("volume files owned by 65532:65532", f"{len(entries)} entries, {len(files)} files")
+        ok("volume files owned by 65532:65532", f"{len(find())} entries, {len(files)} files")
 
         out = docker("logs", name)
         logs = out.stdout + out.stderr

@@ -11,21 +11,15 @@ container_definitions as Terraform computed them. Why that and not `terraform pl
 needs neither, and runs the same way offline (scripts/terraform-offline/, a schema-only
 provider) and on GitHub (the real one).
 
-Usage:
-  terraform test -json -verbose | taskdef.py render OUT.json
-                                         writes the rendered task definition (and prints the
-                                         test's messages); fails if the test did
-  taskdef.py [--env NAME] facts          the app container and the task size, as JSON
-  taskdef.py [--env NAME] get PATH       one fact, e.g. container.stopTimeout
-  taskdef.py [--env NAME] run-args       `docker run` arguments, one per line; notes on
-                                         what differs from ECS go to stderr
-The facts of an environment come from target/task-definitions/<env>.json, which
-scripts/terraform-offline/run.sh writes (CI: .github/scripts/render-task-definitions.sh).
+Usage: terraform test -json -verbose | taskdef.py render OUT.json
+  writes the rendered task definition (and prints the test's messages); fails if the test did.
+check.py and the rolling-deploy launchers import this module: load(env) reads the facts of an
+environment from target/task-definitions/<env>.json, which scripts/terraform-offline/run.sh
+writes (CI: .github/scripts/render-task-definitions.sh).
 """
 
 import argparse
 import json
-import resource
 import sys
 from pathlib import Path
 
@@ -189,36 +183,17 @@ def run_args(facts, nofile_limit):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="production", help="terraform/<env> (default production)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("render").add_argument("out", type=Path)
-    sub.add_parser("facts")
-    sub.add_parser("get").add_argument("path")
-    ra = sub.add_parser("run-args")
-    ra.add_argument("--nofile-limit", type=int, default=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "render":
-            task = render(sys.stdin)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(task, indent=2) + "\n")
-            print(f"taskdef: {task['source']} -> {args.out}")
-            return 0
-        facts = load(args.env)
-        if args.cmd == "facts":
-            print(json.dumps(facts, indent=2))
-        elif args.cmd == "get":
-            value = {"dataMount": data_mount, "containerPort": container_port}.get(args.path)
-            value = value(facts) if value else fact(facts, args.path)
-            print(value if isinstance(value, (str, int, float)) else json.dumps(value))
-        else:
-            run, notes = run_args(facts, args.nofile_limit)
-            for note in notes:
-                print(f"taskdef: {note}", file=sys.stderr)
-            print("\n".join(run))
+        task = render(sys.stdin)
     except TaskDefError as e:
         print(f"taskdef: {e}", file=sys.stderr)
         return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(task, indent=2) + "\n")
+    print(f"taskdef: {task['source']} -> {args.out}")
     return 0
 
 

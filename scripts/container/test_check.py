@@ -1,5 +1,5 @@
-"""Tests of check.py's pure parts: what it reads from /metrics, /proc, the image's file list,
-the engine's health state, the stop, the volume and the logs.
+"""Tests of check.py's pure parts: what it reads from /metrics, the image's file list, the
+engine's health state, the stop and the logs.
 
 Run: python3 -m unittest discover -s scripts/container -p 'test_*.py'
 """
@@ -42,16 +42,6 @@ class ImageFilesTests(unittest.TestCase):
             ("usr/bin", False, 0o755),
         ]
         self.assertEqual(check.executables_in(members), ["usr/local/bin/hello-birthday"])
-
-
-class ProcessAndVolumeTests(unittest.TestCase):
-    def test_ids_from_proc_status(self):
-        status = "Name:\thello-birthday\nUid:\t65532\t65532\t65532\t65532\nGid:\t65532\t65532\t65532\t0\n"
-        self.assertEqual(check.proc_ids(status), ([65532] * 4, [65532, 65532, 65532, 0]))
-
-    def test_foreign_owners(self):
-        entries = [(".", 65532, 65532), ("users/a.json", 65532, 65532), ("x", 0, 0), ("y", 65532, 0)]
-        self.assertEqual(check.foreign_owned(entries, 65532, 65532), ["x (0:0)", "y (65532:0)"])
 
 
 class HealthTests(unittest.TestCase):

@@ -1,5 +1,5 @@
 """HAProxy as the rehearsal's ALB: its configuration, its admin socket (`show stat`, `set
-server`), and what its log says. Stdlib only; test_haproxy.py runs it over captured output.
+server`), and what its log says. Stdlib only; test_haproxy.py runs it with the installed HAProxy.
 """
 
 import csv

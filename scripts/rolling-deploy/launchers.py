@@ -7,19 +7,18 @@ cleanup(). Every process goes through the rehearsal's Processes, which ends them
 """
 
 import os
+import resource
 import subprocess
+import sys
 
-from rehearsal_kit import Failure
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "container"))
+import taskdef  # noqa: E402  the ECS task definition as Terraform renders it
+from rehearsal_kit import Failure  # noqa: E402
 
 # Every container of the container scripts carries it (scripts/container/lib.sh's CI_LABEL).
 CI_LABEL = "hello-birthday.ci"
 SERVICE_UID = 65532
-
-
-def taskdef(*args):
-    """scripts/container/taskdef.py's answer: the ECS task definition, read from terraform/."""
-    return subprocess.run(["python3", "scripts/container/taskdef.py", *args], check=True,
-                          capture_output=True, text=True).stdout
 
 
 class Binary:
@@ -75,9 +74,12 @@ class Container:
         self.name_of, self.stopper_of, self.launched = {}, {}, 0
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
             raise Failure(f"no image {image}")
-        self.run_args = taskdef("run-args").splitlines()
-        self.data_path = taskdef("get", "dataMount").strip()
-        self.container_port = taskdef("get", "containerPort").strip()
+        facts = taskdef.load()
+        self.run_args, notes = taskdef.run_args(
+            facts, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        print("\n".join(f"taskdef: {note}" for note in notes), file=sys.stderr)
+        self.data_path = taskdef.data_mount(facts)
+        self.container_port = taskdef.container_port(facts)
 
     def describe(self):
         return f"containers of {self.image} (docker run {' '.join(self.run_args)})"

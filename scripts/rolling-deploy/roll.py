@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,7 +63,8 @@ def ms_since(t0):
 class Roll:
     def __init__(self, args, procs, work):
         self.args, self.procs, self.work = args, procs, work
-        self.stop_timeout = int(launchers.taskdef("get", "container.stopTimeout"))
+        self.stop_timeout = int(launchers.taskdef.fact(launchers.taskdef.load(),
+                                                       "container.stopTimeout"))
         self.launcher = launchers.make(args.launcher, procs, args.binary, args.image,
                                        self.stop_timeout)
         self.lb_port, *ports = free_ports(7)
@@ -294,7 +294,7 @@ def main():
     try:
         roll = Roll(args, procs, work)
         roll.run()
-    except (Failure, subprocess.CalledProcessError) as e:
+    except (Failure, launchers.taskdef.TaskDefError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
         if roll and os.path.exists(roll.hlog):
             changes = haproxy.state_changes(roll.haproxy_log())[-12:]

@@ -1,11 +1,12 @@
 """Run: python3 -m unittest discover -s scripts/rolling-deploy -p 'test_*.py'
 
-testdata/ is HAProxy 2.6's own output, captured from the rehearsal's configuration with three
-slots: `show stat` as servers rise, serve, drain and fall, and its -db log (stderr's warnings
-and the raw log lines interleaved, as the rehearsal's haproxy.log has them).
+haproxy.py against the installed HAProxy itself, run with the rehearsal's configuration: its
+`show stat` as servers rise, serve, drain and fall, and its -db log (stderr's warnings and the
+raw log lines interleaved, as the rehearsal's haproxy.log has them).
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,88 +14,29 @@ import sys
 import tempfile
 import threading
 import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import haproxy  # noqa: E402
 import launchers  # noqa: E402
+from rehearsal_kit import Processes, free_ports, http, poll  # noqa: E402
 
 
-def testdata(name):
-    with open(os.path.join(HERE, "testdata", name)) as f:
-        return f.read()
+class Ready(BaseHTTPRequestHandler):
+    """Answers every GET 200 (in HTTP/1.0, closing each connection): a ready instance."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_):
+        pass
 
 
-class Stat(unittest.TestCase):
-    def statuses(self, name):
-        return {sv: row["status"] for (px, sv), row in haproxy.parse_stat(testdata(name)).items()
-                if px == "app"}
-
-    def test_each_state_a_server_passes_through(self):
-        self.assertEqual(self.statuses("stat-rising.csv"),
-                         {"s1": "DOWN 1/2", "s2": "DOWN", "s3": "DOWN", "BACKEND": "DOWN"})
-        self.assertEqual(self.statuses("stat-two-up.csv")["s2"], "UP")
-        self.assertEqual(self.statuses("stat-s2-drain.csv")["s2"], "DRAIN")
-        self.assertEqual(self.statuses("stat-falling.csv")["s1"], "UP 1/2")
-
-    def test_sessions_per_server(self):
-        stat = haproxy.parse_stat(testdata("stat-two-up.csv"))
-        self.assertEqual([stat[("app", s)]["stot"] for s in ("s1", "s2", "s3")], ["25", "25", "0"])
-        self.assertEqual(stat[("app", "s1")]["scur"], "0")
-
-    def test_counters_and_what_changed_between_two_reads(self):
-        before = haproxy.totals(haproxy.parse_stat(testdata("stat-two-up.csv")))
-        now = haproxy.totals(haproxy.parse_stat(testdata("stat-no-server.csv")))
-        self.assertEqual((now["requests"], now["4xx"], now["5xx"], now["econ"], now["reuse"]),
-                         (53, 50, 3, 3, 48))
-        self.assertEqual(
-            haproxy.counter_line("roll 1:", now, before),
-            "    roll 1: requests 3, 2xx 0, 4xx 0, 5xx 3, econ 3, eresp 0, wretr 0, wredis 0, "
-            "srv_abrt 0, connect 0, reuse 0")
-        self.assertTrue(haproxy.counter_line("start:", before, {}).startswith(
-            "    start: requests 50, 2xx 0, 4xx 50,"))
-
-
-class Log(unittest.TestCase):
-    log = testdata("haproxy.log")
-
-    def test_failed_requests_are_the_logged_requests(self):
-        failed = haproxy.failed_requests(self.log)
-        self.assertEqual(len(failed), 3)
-        self.assertIn("app/<NOSRV> status=503 term=SC--", failed[0])
-
-    def test_state_changes_are_counted_once_not_with_their_stderr_copy(self):
-        changes = haproxy.state_changes(self.log)
-        self.assertEqual(len(changes), 12)
-        self.assertEqual(changes[-1], "backend app has no server available!")
-
-    def test_check_timeouts_per_server_once_each(self):
-        self.assertEqual(haproxy.timeouts_line(self.log), "    health checks that timed out: 1 (s3 1)")
-        self.assertEqual(haproxy.timeouts_line(""), "    health checks that timed out: 0")
-
-
-class Admin(unittest.TestCase):
-    def test_a_command_is_one_line_and_the_answer_runs_to_the_close(self):
-        work = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, work)
-        path, got = os.path.join(work, "admin.sock"), []
-        server = socket.socket(socket.AF_UNIX)
-        server.bind(path)
-        server.listen(1)
-
-        def answer():
-            conn, _ = server.accept()
-            got.append(conn.recv(1024))
-            conn.sendall(testdata("stat-two-up.csv").encode())
-            conn.close()
-        thread = threading.Thread(target=answer)
-        thread.start()
-        self.assertEqual(haproxy.command(path, "show stat"), testdata("stat-two-up.csv"))
-        thread.join()
-        server.close()
-        self.assertEqual(got, [b"show stat\n"])
-
-    @unittest.skipUnless(shutil.which("haproxy"), "haproxy not installed")
+@unittest.skipUnless(shutil.which("haproxy"), "haproxy not installed")
+class RealHAProxy(unittest.TestCase):
     def test_haproxy_accepts_the_configuration(self):
         with tempfile.NamedTemporaryFile("w", suffix=".cfg") as f:
             f.write(haproxy.config("/tmp/x.sock", 8000, [("s1", 8001), ("s2", 8002)],
@@ -102,6 +44,78 @@ class Admin(unittest.TestCase):
             f.flush()
             check = subprocess.run(["haproxy", "-c", "-f", f.name], capture_output=True, text=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+    def serve(self, port=0):
+        server = ThreadingHTTPServer(("127.0.0.1", port), Ready)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server
+
+    def test_states_counters_and_log(self):
+        """s1 answers its checks; s2 has nothing listening until a server starts there; s3
+        accepts connections and never answers, so its checks time out."""
+        work, procs = tempfile.mkdtemp(), Processes()
+        self.addCleanup(shutil.rmtree, work)
+        self.addCleanup(procs.stop_all)
+        s1, silent = self.serve(), socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(silent.close)
+        lb, s2_port = free_ports(2)
+        sock, log = f"{work}/admin.sock", f"{work}/haproxy.log"
+        with open(f"{work}/haproxy.cfg", "w") as f:
+            f.write(haproxy.config(sock, lb, [("s1", s1.server_port), ("s2", s2_port),
+                                              ("s3", silent.getsockname()[1])],
+                                   "300ms", "200ms", 2, 2))
+        procs.start(["haproxy", "-f", f"{work}/haproxy.cfg", "-db"], log)
+        poll("HAProxy's admin socket", 10, lambda: os.path.exists(sock))
+
+        def stat():
+            return haproxy.parse_stat(haproxy.command(sock, "show stat"))
+
+        def reaches(server, status):  # polled faster than a check interval: each state is seen
+            poll(f"{server} {status}", 10, lambda: stat()[("app", server)]["status"] == status, 0.02)
+
+        # Every server starts UP; one failed check, then FALL of them, take s2 down.
+        reaches("s2", "UP 1/2")
+        reaches("s2", "DOWN")
+        reaches("s3", "DOWN")
+        before = haproxy.totals(stat())
+        for _ in range(10):
+            self.assertEqual(http("GET", f"http://127.0.0.1:{lb}/x")[0], 200)
+        now = stat()
+        self.assertEqual([now[("app", s)]["stot"] for s in ("s1", "s2", "s3")], ["10", "0", "0"])
+        self.assertEqual(now[("app", "s1")]["scur"], "0")
+        self.assertEqual(haproxy.totals(now)["requests"] - before["requests"], 10)
+        self.assertEqual(haproxy.counter_line("serve:", haproxy.totals(now), before),
+                         "    serve: requests 10, 2xx 10, 4xx 0, 5xx 0, econ 0, eresp 0, wretr 0, "
+                         "wredis 0, srv_abrt 0, connect 10, reuse 0")  # HTTP/1.0: no reuse
+
+        self.serve(s2_port)
+        reaches("s2", "DOWN 1/2")
+        reaches("s2", "UP")
+        haproxy.command(sock, "set server app/s2 state drain")
+        reaches("s2", "DRAIN")
+        before = haproxy.totals(now)
+        s1.shutdown()
+        s1.server_close()
+        reaches("s1", "DOWN")
+        self.assertEqual(http("GET", f"http://127.0.0.1:{lb}/x")[0], 503)  # s2 drains: no server
+        self.assertTrue(haproxy.counter_line("drain:", haproxy.totals(stat()), before).startswith(
+            "    drain: requests 1, 2xx 0, 4xx 0, 5xx 1,"))
+
+        text = open(log).read()
+        (failed,) = haproxy.failed_requests(text)
+        self.assertIn("app/<NOSRV> status=503 term=SC--", failed)
+        self.assertEqual(sorted(line.split(".")[0] for line in haproxy.state_changes(text)),
+                         ["Server app/s1 is DOWN", "Server app/s2 enters drain state",
+                          "Server app/s2 is DOWN", "Server app/s2 is UP", "Server app/s3 is DOWN",
+                          "backend app has no server available!"])
+        # -db writes each check result twice, as a [WARNING] and as the log line.
+        timeouts = len(re.findall(r"Health check for server app/s3 .*timeout", text))
+        self.assertEqual(haproxy.timeouts_line(text), f"    health checks that timed out: "
+                         f"{timeouts // 2} (s3 {timeouts // 2})")
+        self.assertGreater(timeouts, 0)
+        self.assertEqual(haproxy.timeouts_line(""), "    health checks that timed out: 0")
 
 
 class ContainerExit(unittest.TestCase):

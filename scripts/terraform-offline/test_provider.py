@@ -2,8 +2,10 @@
 
 Terraform itself reads the answers: the schema (names, types, flags, nesting), the validation
 calls, the reattach configuration, and the calls that need AWS. They need `terraform` on PATH
-(skipped otherwise), and use the full schema when TF_OFFLINE_SCHEMA names it (run.sh sets
-it), else a two-resource schema below.
+and the schema schema.py extracted, named by TF_OFFLINE_SCHEMA (run.sh sets it; skipped
+otherwise). Terraform checks every resource's schema as it loads them (contradicting flags,
+a block named like an attribute, a dynamic type in a set: "invalid schema"), so
+test_valid_configuration_passes also shows that the whole extracted schema is one it accepts.
 
   target/tf-offline-venv/bin/python -m unittest discover -s scripts/terraform-offline -p 'test_*.py'
 """
@@ -16,46 +18,6 @@ import unittest
 
 import provider as P
 
-SMALL = {
-    "provider": {"version": 0, "block": {"attributes": {"region": {"type": "string", "optional": True}}}},
-    "resource_schemas": {
-        "aws_ecs_service": {
-            "version": 0,
-            "block": {
-                "attributes": {
-                    "name": {"type": "string", "required": True},
-                    "arn": {"type": "string", "computed": True},
-                    "tags": {"type": ["map", "string"], "optional": True},
-                },
-                "block_types": {
-                    "deployment_circuit_breaker": {
-                        "nesting_mode": "list",
-                        "max_items": 1,
-                        "block": {
-                            "attributes": {
-                                "enable": {"type": "bool", "required": True},
-                                "rollback": {"type": "bool", "required": True},
-                            }
-                        },
-                    }
-                },
-            },
-        },
-        "aws_efs_file_system": {
-            "version": 0,
-            "block": {
-                "attributes": {
-                    "encrypted": {"type": "bool", "optional": True, "computed": True},
-                }
-            },
-        },
-    },
-    "data_source_schemas": {
-        "aws_region": {"version": 0, "block": {"attributes": {"region": {"type": "string", "optional": True, "computed": True}}}}
-    },
-}
-
-
 # A nested attribute (protocol 6 nested_type), which no resource of this stack has, added to
 # whichever schema is served under a name of its own.
 NESTED = {"version": 0, "block": {"attributes": {"settings": {"optional": True, "nested_type": {
@@ -63,8 +25,7 @@ NESTED = {"version": 0, "block": {"attributes": {"settings": {"optional": True, 
 
 
 def _schema_under_test():
-    path = os.environ.get("TF_OFFLINE_SCHEMA")
-    ps = P.load_schema(path) if path else SMALL
+    ps = P.load_schema(os.environ["TF_OFFLINE_SCHEMA"])
     return dict(ps, resource_schemas=dict(ps["resource_schemas"], aws_standin_nested=NESTED))
 
 
@@ -81,6 +42,7 @@ terraform {
 
 
 @unittest.skipUnless(shutil.which("terraform"), "no terraform binary on PATH")
+@unittest.skipUnless(os.environ.get("TF_OFFLINE_SCHEMA"), "TF_OFFLINE_SCHEMA names no extracted schema")
 class RealTerraform(unittest.TestCase):
     """terraform init + validate (and plan) against the stand-in: a good config passes, bad
     ones fail, and a plan that would need AWS fails saying so."""
