@@ -61,15 +61,9 @@ def parse_reply(data):
     return Reply(int(parts[1]), headers, rest[:length])
 
 
-def connect(addr, timeout=5.0):
-    sock = socket.create_connection(addr, timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
 def exchange(addr, raw, timeout=10.0):
     """Sends `raw` on a new connection and reads until the server closes it; (Reply, closed)."""
-    held = hold(opened(addr, 1, raw), time.monotonic() + timeout)[0]
+    held = hold(opened(addr, [raw]), time.monotonic() + timeout)[0]
     return held.reply, held.closed is not None
 
 
@@ -150,12 +144,13 @@ def hold(socks, deadline, answer=False, trickle=b"", interval=0.5):
     return list(socks.values())
 
 
-def opened(addr, count, raw=b""):
-    """`count` new connections, each sent `raw`: socket -> Held (the clock starts before the
-    send: the head timeout runs from the accept)."""
+def opened(addr, raws):
+    """A new connection for each of `raws`, sent it: socket -> Held (the clock starts before the
+    send: the head timeout runs from the accept; loopback takes the bytes at once)."""
     socks = {}
-    for _ in range(count):
-        sock = connect(addr)
+    for raw in raws:
+        sock = socket.create_connection(addr, timeout=5.0)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         socks[sock] = Held(time.monotonic())
         try:
             sock.sendall(raw)
@@ -167,41 +162,34 @@ def opened(addr, count, raw=b""):
 def slow_heads(addr, count, head_bytes, deadline):
     """`count` connections, each sending `head_bytes` of a head that never ends, then held
     until the server closes them. The list of Held."""
-    return hold(opened(addr, count, partial_head(head_bytes)), deadline)
+    return hold(opened(addr, [partial_head(head_bytes)] * count), deadline)
 
 
 def trickled_heads(addr, count, interval, deadline):
     """`count` connections that each send one more byte of an endless head every `interval`
     seconds, until the server closes them. The list of Held."""
-    return hold(opened(addr, count), deadline, trickle=partial_head(64 * 1024), interval=interval)
+    return hold(opened(addr, [b""] * count), deadline, trickle=partial_head(64 * 1024),
+                interval=interval)
 
 
-def put_head(user, length):
-    return request("PUT", f"/hello/{user}", [("Host", "hostile"), ("Content-Type", "application/json"),
-                                            ("Content-Length", str(length))])
+def put_heads(users, length, body_start=b""):
+    return [request("PUT", f"/hello/{user}", [("Host", "hostile"), ("Content-Length", str(length)),
+                                             ("Content-Type", "application/json")]) + body_start
+            for user in users]
 
 
 def stalled_bodies(addr, users, deadline):
-    """For each user a PUT announcing a 30-byte body that sends 10 bytes and then nothing. The
-    list of Held, `opened` being when the 10 bytes went, `closed` when the answer came."""
-    socks = {}
-    for user in users:
-        sock = connect(addr)
-        sock.sendall(put_head(user, 30) + b'{"dateOfB')
-        socks[sock] = Held(time.monotonic())
-    return hold(socks, deadline, answer=True)
+    """For each user a PUT announcing a 30-byte body that sends 9 bytes and then nothing. The
+    list of Held, `closed` being when the answer came."""
+    return hold(opened(addr, put_heads(users, 30, b'{"dateOfB')), deadline, answer=True)
 
 
 def trickled_bodies(addr, users, interval, deadline):
     """For each user a PUT announcing a 4000-byte body that sends one byte of it every
     `interval` seconds (each pause well under the chunk timeout), for ever. The list of Held,
-    `opened` being when the head went, `closed` when the answer came."""
-    socks = {}
-    for user in users:
-        sock = connect(addr)
-        sock.sendall(put_head(user, 4000))
-        socks[sock] = Held(time.monotonic())
-    return hold(socks, deadline, answer=True, trickle=b" " * 4000, interval=interval)
+    `closed` being when the answer came."""
+    return hold(opened(addr, put_heads(users, 4000)), deadline, answer=True,
+                trickle=b" " * 4000, interval=interval)
 
 
 def kept_alive(addr, count):

@@ -114,11 +114,6 @@ class Server:
         """The RSS now, or with VmHWM its peak since reset_peak_rss, in MiB."""
         return a.status_kib(self.proc.pid, field) / 1024
 
-    def stderr(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-
 # ------------------------------------------------------------------ well-behaved clients --
 
 class Healthy:
@@ -394,11 +389,9 @@ class Rehearsal:
             except Exception as e:  # noqa: BLE001
                 errors.append(f"flood {k}: {type(e).__name__}: {e}")
 
-        threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        pool = ThreadPoolExecutor(4)
+        if wait([pool.submit(flood, k) for k in range(4)], timeout=120).not_done:
+            raise Failure("the flood did not end within 120 s")
         took = time.monotonic() - start
         peak = self.server.rss_mib("VmHWM")
         self.server.reading.set()
@@ -427,7 +420,7 @@ class Rehearsal:
 
     def shutdown(self, addr):
         log("phase 5: SIGTERM with a half-sent head and an idle kept-alive connection open")
-        held = {**a.opened(addr, 1, b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: "),
+        held = {**a.opened(addr, [b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: "]),
                 **a.kept_alive(addr, 1)}
         sent = time.monotonic()
         self.server.proc.send_signal(signal.SIGTERM)
@@ -448,7 +441,8 @@ class Rehearsal:
     def finish(self):
         self.server.reader.join(timeout=10)
         self.expect(self.server.problems)
-        stderr = self.server.stderr()
+        with open(self.server.stderr_path, errors="replace") as f:
+            stderr = f.read()
         if "panic" in stderr:
             self.expect([f"stderr mentions a panic: {stderr[:500]}"])
 
