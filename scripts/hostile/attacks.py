@@ -2,7 +2,8 @@
 
 Each attack is a plain function over blocking or non-blocking sockets with a deadline; the
 rehearsal (rehearsal.py) runs many at once against the release binary. The judging helpers at
-the bottom are pure, so test_attacks.py can check them on made-up data. Stdlib only.
+the bottom are pure, so test_attacks.py can check them on made-up data; the last two read the
+kernel's record of a process's memory. Stdlib only.
 """
 
 from http.client import HTTPConnection
@@ -60,15 +61,9 @@ def parse_reply(data):
     return Reply(int(parts[1]), headers, rest[:length])
 
 
-def connect(addr, timeout=5.0):
-    sock = socket.create_connection(addr, timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
 def exchange(addr, raw, timeout=10.0):
     """Sends `raw` on a new connection and reads until the server closes it; (Reply, closed)."""
-    held = hold(opened(addr, 1, raw), time.monotonic() + timeout)[0]
+    held = hold(opened(addr, [raw]), time.monotonic() + timeout)[0]
     return held.reply, held.closed is not None
 
 
@@ -149,12 +144,13 @@ def hold(socks, deadline, answer=False, trickle=b"", interval=0.5):
     return list(socks.values())
 
 
-def opened(addr, count, raw=b""):
-    """`count` new connections, each sent `raw`: socket -> Held (the clock starts before the
-    send: the head timeout runs from the accept)."""
+def opened(addr, raws):
+    """A new connection for each of `raws`, sent it: socket -> Held (the clock starts before the
+    send: the head timeout runs from the accept; loopback takes the bytes at once)."""
     socks = {}
-    for _ in range(count):
-        sock = connect(addr)
+    for raw in raws:
+        sock = socket.create_connection(addr, timeout=5.0)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         socks[sock] = Held(time.monotonic())
         try:
             sock.sendall(raw)
@@ -166,41 +162,34 @@ def opened(addr, count, raw=b""):
 def slow_heads(addr, count, head_bytes, deadline):
     """`count` connections, each sending `head_bytes` of a head that never ends, then held
     until the server closes them. The list of Held."""
-    return hold(opened(addr, count, partial_head(head_bytes)), deadline)
+    return hold(opened(addr, [partial_head(head_bytes)] * count), deadline)
 
 
 def trickled_heads(addr, count, interval, deadline):
     """`count` connections that each send one more byte of an endless head every `interval`
     seconds, until the server closes them. The list of Held."""
-    return hold(opened(addr, count), deadline, trickle=partial_head(64 * 1024), interval=interval)
+    return hold(opened(addr, [b""] * count), deadline, trickle=partial_head(64 * 1024),
+                interval=interval)
 
 
-def put_head(user, length):
-    return request("PUT", f"/hello/{user}", [("Host", "hostile"), ("Content-Type", "application/json"),
-                                            ("Content-Length", str(length))])
+def put_heads(users, length, body_start=b""):
+    return [request("PUT", f"/hello/{user}", [("Host", "hostile"), ("Content-Length", str(length)),
+                                             ("Content-Type", "application/json")]) + body_start
+            for user in users]
 
 
 def stalled_bodies(addr, users, deadline):
-    """For each user a PUT announcing a 30-byte body that sends 10 bytes and then nothing. The
-    list of Held, `opened` being when the 10 bytes went, `closed` when the answer came."""
-    socks = {}
-    for user in users:
-        sock = connect(addr)
-        sock.sendall(put_head(user, 30) + b'{"dateOfB')
-        socks[sock] = Held(time.monotonic())
-    return hold(socks, deadline, answer=True)
+    """For each user a PUT announcing a 30-byte body that sends 9 bytes and then nothing. The
+    list of Held, `closed` being when the answer came."""
+    return hold(opened(addr, put_heads(users, 30, b'{"dateOfB')), deadline, answer=True)
 
 
 def trickled_bodies(addr, users, interval, deadline):
     """For each user a PUT announcing a 4000-byte body that sends one byte of it every
     `interval` seconds (each pause well under the chunk timeout), for ever. The list of Held,
-    `opened` being when the head went, `closed` when the answer came."""
-    socks = {}
-    for user in users:
-        sock = connect(addr)
-        sock.sendall(put_head(user, 4000))
-        socks[sock] = Held(time.monotonic())
-    return hold(socks, deadline, answer=True, trickle=b" " * 4000, interval=interval)
+    `closed` being when the answer came."""
+    return hold(opened(addr, put_heads(users, 4000)), deadline, answer=True,
+                trickle=b" " * 4000, interval=interval)
 
 
 def kept_alive(addr, count):
@@ -226,39 +215,25 @@ def idle_keep_alive(addr, count, deadline):
 
 # ------------------------------------------------------------------------ judging ---------
 
-def close_time_problems(what, held, expected, early, late):
-    """Problems with connections the server should have closed, unanswered, `expected` seconds
-    after they opened: closed more than `early` s before that, more than `late` s after it
-    (or never), or answered with any byte."""
-    problems = []
+def timing_problems(what, held, count, expected, early, late, answer=None):
+    """Problems with `count` connections (Held) that the server should each have answered
+    `answer` (status, problem slug), or with None closed unanswered, `expected` seconds after
+    Held.opened: not `count` of them, another answer (or any byte), an answer or close more
+    than `early` s before that or more than `late` s after it (or never)."""
+    problems = [] if len(held) == count else [f"{what}: {len(held)} of {count} ran"]
     for i, h in enumerate(held):
-        if h.received:
+        got = (h.reply.status, h.reply.problem_slug())
+        if answer is None and h.received:
             problems.append(f"{what} #{i}: the server sent {h.received} bytes instead of closing")
-        if h.closed is None:
+        elif answer is not None and got != answer:
+            problems.append(f"{what} #{i}: answered {got}, expected {answer}")
+        elif h.closed is None:
             problems.append(f"{what} #{i}: still open {expected + late:.1f} s after it opened")
-            continue
-        after = h.closed - h.opened
-        if after < expected - early:
-            problems.append(f"{what} #{i}: closed after {after:.2f} s, before {expected} s")
-        elif after > expected + late:
-            problems.append(f"{what} #{i}: closed after {after:.2f} s, over {expected} + {late} s")
-    return problems
-
-
-def answer_time_problems(what, held, status, slug, expected, early, late):
-    """Problems with requests that should each have been answered `status` `slug`, `expected`
-    seconds after they were sent (Held.opened)."""
-    problems = []
-    for i, h in enumerate(held):
-        reply = h.reply
-        if reply.status != status or reply.problem_slug() != slug:
-            problems.append(f"{what} #{i}: answered {reply.status} {reply.problem_slug()}, "
-                            f"expected {status} {slug}")
-            continue
-        after = h.closed - h.opened
-        if not expected - early <= after <= expected + late:
-            problems.append(f"{what} #{i}: answered after {after:.2f} s, expected {expected} s "
-                            f"(-{early}/+{late})")
+        elif h.closed - h.opened < expected - early:
+            problems.append(f"{what} #{i}: after {h.closed - h.opened:.2f} s, before {expected} s")
+        elif h.closed - h.opened > expected + late:
+            problems.append(f"{what} #{i}: after {h.closed - h.opened:.2f} s, "
+                            f"over {expected} + {late} s")
     return problems
 
 
@@ -277,20 +252,25 @@ def log_line_problems(line, max_bytes):
 
 
 LATENCY = re.compile(r"latency p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, max ([0-9.]+) ms")
-FAILED = re.compile(r"loadgen: (\d+) failed")
 
 
-def loadgen_summary(output):
-    """(p50 ms, p99 ms, failures) from `loadgen run`'s output; ValueError if absent."""
-    latency, failed = LATENCY.search(output), FAILED.search(output)
-    if not latency or not failed:
+def loadgen_latency(output):
+    """(p50 ms, p99 ms) from `loadgen run`'s output (whose exit status says whether any request
+    failed); ValueError if absent."""
+    latency = LATENCY.search(output)
+    if not latency:
         raise ValueError(f"no loadgen summary in {output[-400:]!r}")
-    return float(latency.group(1)), float(latency.group(2)), int(failed.group(1))
+    return float(latency.group(1)), float(latency.group(2))
 
 
-def vm_rss_kib(status_text):
-    """VmRSS from the text of /proc/<pid>/status, in KiB."""
-    for line in status_text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise ValueError("no VmRSS line")
+def status_kib(pid, field):
+    """A kB field (VmRSS, VmHWM) of /proc/<pid>/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
+
+
+def reset_peak_rss(pid):
+    """Sets the kernel's record of the process's peak RSS (VmHWM) to its RSS now (Linux 4.0+,
+    proc(5) clear_refs), so that VmHWM is the exact peak from then on, not a sampled one."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
@@ -66,10 +67,11 @@ LATENCY_SLO_MS = 25.0
 # How late a timeout may cut its client on a loaded 2-core machine; never earlier than this.
 LATE = 3.0
 EARLY = 0.1
+TIMED_OUT = (408, "request-timeout")
 
 class Server:
     """The release binary with its default settings, JSON logs read line by line (and
-    judged) by a thread that can be told to stop reading, and its RSS sampled every 50 ms."""
+    judged) by a thread that can be told to stop reading."""
 
     def __init__(self, procs, binary, data_dir, work):
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=data_dir, LOG_FORMAT="json")
@@ -83,12 +85,8 @@ class Server:
         self.addr = None
         self.reading = threading.Event()
         self.reading.set()
-        self.rss_kib = []  # (monotonic, KiB)
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self._read, daemon=True),
-                        threading.Thread(target=self._sample, daemon=True)]
-        for thread in self.threads:
-            thread.start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         poll("the server to listen", 20, lambda: self.addr or self.proc.poll() is not None)
         if self.addr is None:
             raise Failure(f"the server exited {self.proc.returncode} before listening")
@@ -112,25 +110,9 @@ class Server:
                 if record.get("request_id", "").startswith("bomb-"):
                     self.by_request_id[record["request_id"]] = (line, record)
 
-    def _sample(self):
-        path = f"/proc/{self.proc.pid}/status"
-        while not self.stopped.is_set():
-            try:
-                with open(path) as f:
-                    self.rss_kib.append((time.monotonic(), a.vm_rss_kib(f.read())))
-            except (OSError, ValueError):
-                return
-            self.stopped.wait(0.05)
-
-    def rss_mib(self, since=0.0, until=float("inf")):
-        """(peak, last) RSS in MiB over the samples in [since, until]."""
-        window = [kib for t, kib in self.rss_kib if since <= t <= until]
-        return max(window) / 1024, window[-1] / 1024
-
-    def stderr(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
+    def rss_mib(self, field="VmRSS"):
+        """The RSS now, or with VmHWM its peak since reset_peak_rss, in MiB."""
+        return a.status_kib(self.proc.pid, field) / 1024
 
 # ------------------------------------------------------------------ well-behaved clients --
 
@@ -152,10 +134,9 @@ class Healthy:
             raise Failure("loadgen did not stop within 30 s of its stop file")
         with open(self.out_path) as f:
             output = f.read()
-        p50, p99, failed = a.loadgen_summary(output)
-        if code != 0 or failed:
+        if code != 0:  # loadgen exits 1 on any failed or wrong answer
             raise Failure(f"well-behaved clients saw failures (exit {code}):\n{output}")
-        return p50, p99
+        return a.loadgen_latency(output)
 
 
 # ------------------------------------------------------------------------ the refusals ----
@@ -273,7 +254,7 @@ class Rehearsal:
         quiet = Healthy(self.procs, self.args.loadgen, addr, self.work, "quiet")
         time.sleep(self.args.quiet_seconds)  # a measurement window, not a wait for a state
         quiet_p50, quiet_p99 = quiet.finish()
-        rss_before = self.server.rss_mib()[1]
+        rss_before = self.server.rss_mib()
         log(f"   quiet: p50 {quiet_p50:.2f} ms, p99 {quiet_p99:.2f} ms; RSS {rss_before:.0f} MiB")
 
         # Before the wave: the allocator keeps what the wave's connections freed, which would
@@ -285,16 +266,7 @@ class Rehearsal:
     def wave(self, addr, quiet_p99):
         log(f"phase 4: the wave ({SLOW_HEADS} slow heads of {SLOW_HEAD_BYTES} bytes, trickled "
             "heads and bodies, stalled bodies, idle keep-alive, refusals, log bombs)")
-        start = time.monotonic()
-        end = start + KEEP_ALIVE_TIMEOUT + 2 * LATE + 10
-        results, errors = {}, []
-
-        def run(name, fn, *args):
-            try:
-                results[name] = fn(*args)
-            except Exception as e:  # noqa: BLE001 (reported as a problem, not a crash)
-                errors.append(f"{name}: {type(e).__name__}: {e}")
-
+        end = time.monotonic() + KEEP_ALIVE_TIMEOUT + 2 * LATE + 10
         stall_users = [f"stall{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(20)]
         trickle_users = [f"trickle{chr(97 + i)}" for i in range(10)]
         stop_repeating = threading.Event()
@@ -322,29 +294,37 @@ class Rehearsal:
                 stop_repeating.wait(0.2)
             return slow
 
-        threads = [threading.Thread(target=run, args=spec) for spec in [
-            ("slow heads", a.slow_heads, addr, SLOW_HEADS, SLOW_HEAD_BYTES, end),
-            ("trickled heads", a.trickled_heads, addr, 20, 0.5, end),
-            ("stalled bodies", a.stalled_bodies, addr, stall_users, end),
-            ("trickled bodies", a.trickled_bodies, addr, trickle_users, 2.0, end),
-            ("idle keep-alive", a.idle_keep_alive, addr, 50, end),
-            ("refusals and log bombs", repeat_refusals_and_bombs),
-            ("fresh connections", probe_fresh_connections),
-        ]]
+        # Each held connection's attack: (the call, how many, when each must end, and with
+        # what answer; None: closed unanswered).
+        held = {
+            "slow head": ((a.slow_heads, addr, SLOW_HEADS, SLOW_HEAD_BYTES, end), SLOW_HEADS,
+                          HEAD_TIMEOUT, None),
+            "trickled head": ((a.trickled_heads, addr, 20, 0.5, end), 20, HEAD_TIMEOUT, None),
+            "stalled body": ((a.stalled_bodies, addr, stall_users, end), 20, BODY_CHUNK_TIMEOUT,
+                             TIMED_OUT),
+            "trickled body": ((a.trickled_bodies, addr, trickle_users, 2.0, end), 10, BODY_TIMEOUT,
+                              TIMED_OUT),
+            "idle keep-alive": ((a.idle_keep_alive, addr, 50, end), 50, KEEP_ALIVE_TIMEOUT, None),
+        }
+        jobs = {name: spec[0] for name, spec in held.items()}
+        jobs.update({"refusals and log bombs": (repeat_refusals_and_bombs,),
+                     "fresh connections": (probe_fresh_connections,)})
+        a.reset_peak_rss(self.server.proc.pid)
         busy = Healthy(self.procs, self.args.loadgen, addr, self.work, "wave")
-        for thread in threads:
-            thread.start()
+        pool = ThreadPoolExecutor(len(jobs))
+        futures = {name: pool.submit(*job) for name, job in jobs.items()}
         # The well-behaved clients measure while the slow heads are sent and held and the
         # bodies stall and trickle: up to the body timeout.
         time.sleep(BODY_TIMEOUT + LATE)  # a measurement window, not a wait for a state
         wave_p50, wave_p99 = busy.finish()
-        peak, _ = self.server.rss_mib(since=start)
+        peak = self.server.rss_mib("VmHWM")
         stop_repeating.set()
-        for thread in threads:
-            thread.join(timeout=max(1.0, end - time.monotonic() + 30))
-        if any(thread.is_alive() for thread in threads):
+        if wait(futures.values(), timeout=max(1.0, end - time.monotonic() + 30)).not_done:
             raise Failure("an attack did not finish by its deadline")
-        self.expect(errors)
+        pool.shutdown()
+        errors = {name: f.exception() for name, f in futures.items() if f.exception()}
+        self.expect([f"{name}: {type(e).__name__}: {e}" for name, e in errors.items()])
+        results = {name: f.result() for name, f in futures.items() if name not in errors}
 
         budget = min(LATENCY_FACTOR * quiet_p99, LATENCY_SLO_MS)
         log(f"   well-behaved clients under the wave: p50 {wave_p50:.2f} ms, p99 {wave_p99:.2f}"
@@ -355,25 +335,13 @@ class Rehearsal:
             self.expect([f"RSS peaked at {peak:.0f} MiB > {RSS_BOUND_MIB} MiB"])
         self.numbers.update(quiet_p99=quiet_p99, wave_p99=wave_p99, rss_peak=peak)
 
-        heads = results.get("slow heads", [])
-        self.expect(a.close_time_problems("slow head", heads, HEAD_TIMEOUT, EARLY, LATE))
-        self.expect(a.close_time_problems("trickled head", results.get("trickled heads", []),
-                                          HEAD_TIMEOUT, EARLY, LATE))
-        self.expect(a.answer_time_problems("stalled body", results.get("stalled bodies", []),
-                                           408, "request-timeout", BODY_CHUNK_TIMEOUT, EARLY,
-                                           LATE))
-        self.expect(a.answer_time_problems("trickled body", results.get("trickled bodies", []),
-                                           408, "request-timeout", BODY_TIMEOUT, EARLY, LATE))
-        self.expect(a.close_time_problems("idle keep-alive", results.get("idle keep-alive", []),
-                                          KEEP_ALIVE_TIMEOUT, EARLY, LATE))
+        for name, (_, count, expected, answer) in held.items():
+            self.expect(a.timing_problems(name, results.get(name, []), count, expected, EARLY,
+                                          LATE, answer))
         refused, bombs = results.get("refusals and log bombs", ([], []))
         self.expect(refused)
         self.expect(results.get("fresh connections", []))
-        for what, count in [("slow heads", SLOW_HEADS), ("trickled heads", 20),
-                            ("stalled bodies", 20), ("trickled bodies", 10),
-                            ("idle keep-alive", 50)]:
-            if len(results.get(what, [])) != count:
-                self.expect([f"{what}: {len(results.get(what, []))} of {count} ran"])
+        heads = results.get("slow head", [])
         lasted = [h.closed - h.opened for h in heads if h.closed]
         if lasted:
             sent_in = max(h.opened for h in heads) - min(h.opened for h in heads)
@@ -400,7 +368,8 @@ class Rehearsal:
         lines_before = self.server.lines
         self.server.reading.clear()
         start = time.monotonic()
-        rss_start = self.server.rss_mib()[1]
+        a.reset_peak_rss(self.server.proc.pid)
+        rss_start = self.server.rss_mib()
         per_thread = n // 4
         late, errors = [], []
 
@@ -420,15 +389,11 @@ class Rehearsal:
             except Exception as e:  # noqa: BLE001
                 errors.append(f"flood {k}: {type(e).__name__}: {e}")
 
-        threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        pool = ThreadPoolExecutor(4)
+        if wait([pool.submit(flood, k) for k in range(4)], timeout=120).not_done:
+            raise Failure("the flood did not end within 120 s")
         took = time.monotonic() - start
-        # The queue holds its lines until the pipe is read again: a few more samples of it.
-        time.sleep(0.5)  # sampling time for the RSS thread, not a wait for a state
-        peak, _ = self.server.rss_mib(since=start)
+        peak = self.server.rss_mib("VmHWM")
         self.server.reading.set()
         self.expect(errors)
         if late:
@@ -455,7 +420,7 @@ class Rehearsal:
 
     def shutdown(self, addr):
         log("phase 5: SIGTERM with a half-sent head and an idle kept-alive connection open")
-        held = {**a.opened(addr, 1, b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: "),
+        held = {**a.opened(addr, [b"GET /health/live HTTP/1.1\r\nHost: h\r\nX-Half: "]),
                 **a.kept_alive(addr, 1)}
         sent = time.monotonic()
         self.server.proc.send_signal(signal.SIGTERM)
@@ -474,15 +439,14 @@ class Rehearsal:
             self.expect(["SIGTERM did not close the half-sent and idle connections within 2 s"])
 
     def finish(self):
-        self.server.threads[0].join(timeout=10)
+        self.server.reader.join(timeout=10)
         self.expect(self.server.problems)
-        stderr = self.server.stderr()
+        with open(self.server.stderr_path, errors="replace") as f:
+            stderr = f.read()
         if "panic" in stderr:
             self.expect([f"stderr mentions a panic: {stderr[:500]}"])
 
     def cleanup(self):
-        if self.server:
-            self.server.stopped.set()
         self.procs.stop_all()
         if os.environ.get("CI") != "true" and self.problems:
             log(f"kept {self.work} (server.stdout, server.stderr, loadgen output)")

@@ -2,6 +2,7 @@
 behaviour is known (so each measurement is checked against a known answer)."""
 
 import socket
+import socketserver
 import threading
 import time
 import unittest
@@ -9,36 +10,27 @@ import unittest
 import attacks as a
 
 
-class LocalServer:
+class LocalServer(socketserver.ThreadingTCPServer):
     """A one-purpose TCP server on loopback: `handle(conn)` runs for each connection in a
-    thread of its own."""
+    thread of its own, and the connection is closed when it returns."""
+
+    daemon_threads = True
 
     def __init__(self, handle):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.addr = self.sock.getsockname()
-        self.handle = handle
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                try:
+                    handle(self.request)
+                except OSError:
+                    pass
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        with conn:
-            try:
-                self.handle(conn)
-            except OSError:
-                pass
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.addr = self.server_address
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def close(self):
-        self.sock.close()
+        self.shutdown()
+        self.server_close()
 
 
 def read_head(conn):
@@ -97,9 +89,10 @@ class AgainstLocalServers(unittest.TestCase):
         self.addCleanup(server.close)
         held = a.slow_heads(server.addr, 3, 1000, time.monotonic() + 5)
         self.assertEqual(len(held), 3)
-        self.assertEqual(a.close_time_problems("head", held, 0.4, 0.1, 0.3), [])
-        # The same measurements judged against another timeout are reported.
-        self.assertEqual(len(a.close_time_problems("head", held, 2.0, 0.1, 0.3)), 3)
+        self.assertEqual(a.timing_problems("head", held, 3, 0.4, 0.1, 0.3), [])
+        # The same measurements judged against another timeout or count are reported.
+        self.assertEqual(len(a.timing_problems("head", held, 3, 2.0, 0.1, 0.3)), 3)
+        self.assertIn("3 of 4 ran", a.timing_problems("head", held, 4, 0.4, 0.1, 0.3)[0])
 
     def test_a_slow_head_that_gets_an_answer_is_reported(self):
         def answer(conn):
@@ -109,7 +102,7 @@ class AgainstLocalServers(unittest.TestCase):
         server = LocalServer(answer)
         self.addCleanup(server.close)
         held = a.slow_heads(server.addr, 1, 100, time.monotonic() + 5)
-        problems = a.close_time_problems("head", held, 0.0, 1.0, 1.0)
+        problems = a.timing_problems("head", held, 1, 0.0, 1.0, 1.0)
         self.assertTrue(any("sent" in p for p in problems), problems)
 
     def test_a_connection_never_closed_is_reported_still_open(self):
@@ -119,7 +112,7 @@ class AgainstLocalServers(unittest.TestCase):
         self.addCleanup(release.set)
         held = a.slow_heads(server.addr, 1, 100, time.monotonic() + 0.3)
         self.assertIsNone(held[0].closed)
-        self.assertIn("still open", a.close_time_problems("head", held, 0.1, 0.1, 0.1)[0])
+        self.assertIn("still open", a.timing_problems("head", held, 1, 0.1, 0.1, 0.1)[0])
 
     def test_trickled_heads_keep_sending_until_closed(self):
         got = []
@@ -138,7 +131,7 @@ class AgainstLocalServers(unittest.TestCase):
         server = LocalServer(count_bytes_then_close)
         self.addCleanup(server.close)
         held = a.trickled_heads(server.addr, 2, 0.05, time.monotonic() + 5)
-        self.assertEqual(a.close_time_problems("trickle", held, 0.5, 0.1, 0.4), [])
+        self.assertEqual(a.timing_problems("trickle", held, 2, 0.5, 0.1, 0.4), [])
         # One byte every 50 ms for 0.5 s: several bytes, far fewer than a burst would send.
         self.assertTrue(all(3 <= n <= 15 for n in got), got)
 
@@ -152,12 +145,11 @@ class AgainstLocalServers(unittest.TestCase):
         server = LocalServer(answer_408_after)
         self.addCleanup(server.close)
         stalled = a.stalled_bodies(server.addr, ["x", "y"], time.monotonic() + 5)
-        self.assertEqual(a.answer_time_problems("stalled", stalled, 408, "request-timeout",
-                                                0.3, 0.1, 0.3), [])
+        timed_out = (408, "request-timeout")
+        self.assertEqual(a.timing_problems("stalled", stalled, 2, 0.3, 0.1, 0.3, timed_out), [])
         trickled = a.trickled_bodies(server.addr, ["z"], 0.05, time.monotonic() + 5)
-        self.assertEqual(a.answer_time_problems("trickled", trickled, 408, "request-timeout",
-                                                0.3, 0.1, 0.3), [])
-        wrong = a.answer_time_problems("stalled", stalled, 413, "payload-too-large", 0.3, 1, 1)
+        self.assertEqual(a.timing_problems("trickled", trickled, 1, 0.3, 0.1, 0.3, timed_out), [])
+        wrong = a.timing_problems("stalled", stalled, 2, 0.3, 1, 1, (413, "payload-too-large"))
         self.assertEqual(len(wrong), 2)
 
     def test_exchange_reads_an_answer_to_a_head_the_server_stopped_reading(self):
@@ -184,24 +176,28 @@ class Judging(unittest.TestCase):
 
     def test_early_late_and_answered_closes_are_each_reported(self):
         held = [a.Held(0.0, 10.0), a.Held(0.0, 9.0), a.Held(0.0, 14.0), a.Held(0.0, 10.0, b"12345")]
-        problems = a.close_time_problems("c", held, 10.0, 0.1, 3.0)
+        problems = a.timing_problems("c", held, 4, 10.0, 0.1, 3.0)
         self.assertEqual(len(problems), 3)
         self.assertIn("before", problems[0])
         self.assertIn("over", problems[1])
         self.assertIn("sent 5 bytes", problems[2])
 
-    def test_the_loadgen_summary_is_read_and_its_absence_is_an_error(self):
+    def test_the_loadgen_latency_is_read_and_its_absence_is_an_error(self):
         output = ("loadgen: 100 requests\nloadgen: latency p50 0.83 ms, p99 2.80 ms, "
                   "max 9.10 ms\nloadgen: 64 users' last acknowledged writes read back\n"
                   "loadgen: 0 failed\n")
-        self.assertEqual(a.loadgen_summary(output), (0.83, 2.80, 0))
+        self.assertEqual(a.loadgen_latency(output), (0.83, 2.80))
         with self.assertRaises(ValueError):
-            a.loadgen_summary("loadgen: panicked")
+            a.loadgen_latency("loadgen: panicked")
 
-    def test_vm_rss_is_read_from_proc_status(self):
-        self.assertEqual(a.vm_rss_kib("Name:\tx\nVmHWM:\t 900 kB\nVmRSS:\t  7012 kB\n"), 7012)
-        with open("/proc/self/status") as f:
-            self.assertGreater(a.vm_rss_kib(f.read()), 1000)
+    def test_the_peak_rss_is_the_kernels_and_starts_again_at_a_reset(self):
+        touched = bytearray(64 * 1024 * 1024)
+        touched[::4096] = b"x" * len(range(0, len(touched), 4096))  # make the pages resident
+        del touched  # an allocation this large is an mmap: freeing it gives the pages back
+        rss = a.status_kib("self", "VmRSS")
+        self.assertGreater(a.status_kib("self", "VmHWM"), rss + 60 * 1024)
+        a.reset_peak_rss("self")
+        self.assertLess(a.status_kib("self", "VmHWM"), rss + 4 * 1024)
 
 
 if __name__ == "__main__":
