@@ -83,7 +83,7 @@ class Plan:
     - lock_lost_user, orphan_keys, fenced_users: on stripes outside busy_stripes, so that the
       busy fault, which runs at the same time as the first two, cannot hold them up, and the
       fenced users each on a stripe of their own (their writers would otherwise queue on
-      each other instead of reaching the stalled lock call);
+      each other instead of reaching the stalled record open);
     - unconfirmed_user: in a fan-out directory no user of the load (nor any other fault) is
       in, so that delaying that directory's fsync delays only its writes.
     """
