@@ -77,21 +77,16 @@ remove_our_containers() {
 # docker_down: only if docker_up started the engine. Safe to call twice.
 docker_down() {
   [ -n "$DOCKERD_PID" ] || return 0
-  local pid=$DOCKERD_PID children=() deadline
+  local pid=$DOCKERD_PID children=()
   DOCKERD_PID=
   remove_our_containers
   # dockerd runs its containerd as a child: note it, in case dockerd must be SIGKILLed.
   mapfile -t children < <(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ')
   kill -TERM "$pid" 2>/dev/null || true
-  deadline=$(( $(date +%s) + 30 ))
-  until gone "$pid"; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      log "dockerd (pid $pid) still running 30 s after SIGTERM: SIGKILL"
-      kill -9 "$pid" "${children[@]}" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-  done
+  if ! poll 30 gone "$pid"; then
+    log "dockerd (pid $pid) still running 30 s after SIGTERM: SIGKILL"
+    kill -9 "$pid" "${children[@]}" 2>/dev/null || true
+  fi
   wait "$pid" 2>/dev/null || true
   rm -rf "$DOCKERD_RUN"
 }

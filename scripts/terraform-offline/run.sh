@@ -19,8 +19,7 @@
 # extracted once into target/tf-offline/). Later runs reuse both. Terraform runs in a scratch
 # copy of terraform/ (target/tf-offline/work.*), so nothing in the tree changes: no .terraform/
 # directories, and the committed .terraform.lock.hcl files are never rewritten.
-# A full run that validates every directory touches target/tf-offline-ready. Each environment
-# root's test also writes its task definition as Terraform plans it to
+# Each environment root's test also writes its task definition as Terraform plans it to
 # target/task-definitions/<env>.json, which the container check runs the image with.
 set -euo pipefail
 self=$(readlink -f "$0")
@@ -194,9 +193,6 @@ done
 
 step "summary ($(elapsed))"
 echo "validated $validated of ${#dirs[@]} directories against hashicorp/aws $schema_version; terraform test passed in $tested"
-if [ $full_run -eq 1 ] && [ $validated -eq ${#dirs[@]} ]; then
-  touch target/tf-offline-ready
-fi
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${failed[@]}" >&2
   exit 1
