@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 PREVIOUS=b0d10846eda6ea7651e1f95b36478857bf0d3010
-name=nemesis extra=()
+name=nemesis extra=(--binary "$RELEASE/hello-birthday")  # nemesis itself defaults to ./target's
 if [ "${1:-}" = --previous ]; then
   shift
   name=mixed-versions work=$TARGET_DIR/mixed-versions
@@ -50,4 +50,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "$name: FAILED on seeds ${failed[*]} (replay: $RELEASE/examples/nemesis --seed N ${extra[*]})" >&2
   exit 1
 fi
-echo "$name: PASS on seeds ${seeds[*]}${extra:+ (this version and ${PREVIOUS:0:12} side by side)}"
+echo "$name: PASS on seeds ${seeds[*]}${work:+ (this version and ${PREVIOUS:0:12} side by side)}"
