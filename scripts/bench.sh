@@ -22,6 +22,7 @@
 # Needs wrk and strace (apt-get install wrk strace). Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 CURVE=short
 CURVE_ONLY=
@@ -39,9 +40,11 @@ case $CURVE in
   none) CURVE_SIZES=() ;;
 esac
 if [ "$CURVE" = 10m ]; then
-  # 10M records take ~4.3 KB of disk and one inode each; refuse early rather than fill the disk.
-  free_kb=$(df -Pk "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
-  free_inodes=$(df -Pi "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
+  # 10M records take ~4.3 KB of disk and one inode each; refuse early rather than fill the disk
+  # the curve's data directory is on (scale-curve.sh: SCALE_DIR, else the target directory).
+  mkdir -p "${SCALE_DIR:-$TARGET_DIR}"
+  free_kb=$(df -Pk "${SCALE_DIR:-$TARGET_DIR}" | awk 'NR==2 {print $4}')
+  free_inodes=$(df -Pi "${SCALE_DIR:-$TARGET_DIR}" | awk 'NR==2 {print $4}')
   if [ "$free_kb" -lt 50000000 ] || [ "$free_inodes" -lt 11000000 ]; then
     echo "bench: --curve=10m needs 50 GB and 11M inodes free; there are $((free_kb / 1000000)) GB and $free_inodes" >&2
     exit 1
@@ -61,7 +64,6 @@ for tool in wrk strace; do
   command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install wrk strace)" >&2; exit 1; }
 done
 
-. scripts/lib.sh
 echo "==> building the release binary and the load generator"
 release_build --bin hello-birthday --example loadgen
 BIN=${BENCH_BINARY:-$RELEASE/hello-birthday}

@@ -13,7 +13,7 @@
 # The measuring is examples/scale.rs; this script only runs it and tabulates.
 # Usage: scripts/scale-curve.sh SIZE...           e.g. scripts/scale-curve.sh 1000 100000
 #        BENCH_SECONDS=N (5 by default) per load phase; SCALE_DIR=DIR for the data directory
-#        (default: under target/, on the disk the repository is on; it needs ~4.3 KB per user)
+#        (default: under the cargo target directory, CARGO_TARGET_DIR or target/; ~4.3 KB per user)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 SIZE..." >&2; exit 2; }
