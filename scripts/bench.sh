@@ -22,6 +22,7 @@
 # Needs wrk and strace (apt-get install wrk strace). Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 CURVE=short
 CURVE_ONLY=
@@ -39,9 +40,11 @@ case $CURVE in
   none) CURVE_SIZES=() ;;
 esac
 if [ "$CURVE" = 10m ]; then
-  # 10M records take ~4.3 KB of disk and one inode each; refuse early rather than fill the disk.
-  free_kb=$(df -Pk "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
-  free_inodes=$(df -Pi "${SCALE_DIR:-.}" | awk 'NR==2 {print $4}')
+  # 10M records take ~4.3 KB of disk and one inode each; refuse early rather than fill the disk
+  # the curve's data directory is on (scale-curve.sh: SCALE_DIR, else the target directory).
+  mkdir -p "${SCALE_DIR:-$TARGET_DIR}"
+  free_kb=$(df -Pk "${SCALE_DIR:-$TARGET_DIR}" | awk 'NR==2 {print $4}')
+  free_inodes=$(df -Pi "${SCALE_DIR:-$TARGET_DIR}" | awk 'NR==2 {print $4}')
   if [ "$free_kb" -lt 50000000 ] || [ "$free_inodes" -lt 11000000 ]; then
     echo "bench: --curve=10m needs 50 GB and 11M inodes free; there are $((free_kb / 1000000)) GB and $free_inodes" >&2
     exit 1
@@ -62,17 +65,15 @@ for tool in wrk strace; do
 done
 
 echo "==> building the release binary and the load generator"
-cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}  # where cargo just built them
-BIN=${BENCH_BINARY:-$TARGET_DIR/release/hello-birthday}
-LOADGEN=$TARGET_DIR/release/examples/loadgen
+release_build --bin hello-birthday --example loadgen
+BIN=${BENCH_BINARY:-$RELEASE/hello-birthday}
+LOADGEN=$RELEASE/examples/loadgen
 
-WORK=$(mktemp -d)
-. scripts/lib.sh
+WORK=$(realpath "$(mktemp -d)")  # as strace -y names descriptors (the traced sessions below)
 cleanup() { for pid in $(jobs -p); do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+status_kb() { awk -v f="$1:" '$1 == f {print $2}' "/proc/$SERVER_PID/status"; } # VmRSS, VmHWM
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 
 # server_usage FILE: saves the server's CPU ticks so far (all its threads, the exited ones
@@ -84,40 +85,31 @@ server_usage() {
       awk -v tid="${status%/status}" '/ctxt_switches/ {s += $2} END {print tid, s + 0}' "$status" 2>/dev/null || true
     done; } >"$1"
 }
-# usage_delta BEFORE AFTER: "CPU-ticks context-switches" between the two. Switches are counted
-# per thread: a thread that exits in between (a pool thread idle for its keep-alive) takes its
-# count with it, and would otherwise make the difference negative; it did next to nothing in
-# the phase, or it would not have gone idle.
-usage_delta() {
-  awk 'NR == FNR { before[$1] = $2; next }
+# usage_per_request BEFORE AFTER REQUESTS: "CPU-us context-switches" per request between the
+# two. Switches are counted per thread: a thread that exits in between (a pool thread idle for
+# its keep-alive) takes its count with it, and would otherwise make the difference negative;
+# it did next to nothing in the phase, or it would not have gone idle.
+usage_per_request() {
+  awk -v n="$3" -v hz="$(getconf CLK_TCK)" 'NR == FNR { before[$1] = $2; next }
     $1 == "cpu" { ticks = $2 - before["cpu"]; next }
     { switches += $2 - ($1 in before ? before[$1] : 0) }
-    END { print ticks, switches }' "$1" "$2"
+    END { n = n > 0 ? n : 1; printf "%.1f %.2f\n", ticks * 1e6 / hz / n, switches / n }' "$1" "$2"
 }
-CLOCK_TICKS=$(getconf CLK_TCK)
 
-# wrk_phase NAME CONNECTIONS PATH [METHOD]: runs wrk, prints "req/s p50_ms p99_ms non2xx
-# socket_errors cpu_us_per_request switches_per_request", socket_errors being the sum of wrk's
-# "Socket errors: connect N, read N, write N, timeout N" (a line wrk prints only when there
-# were any).
+# wrk_phase NAME CONNECTIONS METHOD PATH [LABEL]: runs wrk (GET or PUT over the users, or with
+# no METHOD a GET of PATH) and sets r[NAME,FIGURE] for FIGURE in rps, p50 and p99 (ms), bad
+# (non-2xx), sock (socket errors), cpu (server us per request) and csw (its context switches
+# per request); with a LABEL, prints them.
+declare -A r
 wrk_phase() {
-  local name=$1 connections=$2 path=$3 method=${4:-}
-  local out="$WORK/wrk-$name.txt" ticks switches
+  local name=$1 connections=$2 method=$3 path=$4 n
   server_usage "$WORK/usage-$name-before"
-  if [ -n "$method" ]; then
-    WRK_METHOD=$method WRK_USERS=$USERS wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency \
-      -s scripts/wrk/hello.lua "http://$SERVER_ADDR" >"$out"
-  else
-    wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" --latency "http://$SERVER_ADDR$path" >"$out"
-  fi
+  WRK_METHOD=$method WRK_USERS=$USERS wrk -t2 -c"$connections" -d"${SECONDS_PER_PHASE}s" \
+    -s scripts/wrk/hello.lua "http://$SERVER_ADDR$path" >"$WORK/wrk-$name.txt"
+  read -r "r[$name,rps]" "r[$name,p50]" "r[$name,p99]" "r[$name,bad]" "r[$name,sock]" n < <(tail -n 1 "$WORK/wrk-$name.txt")
   server_usage "$WORK/usage-$name-after"
-  read -r ticks switches <<<"$(usage_delta "$WORK/usage-$name-before" "$WORK/usage-$name-after")"
-  awk -v ticks="$ticks" -v switches="$switches" -v hz="$CLOCK_TICKS" '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-    /^Requests\/sec/ { rps = $2 } /requests in/ { n = $1 } /Non-2xx/ { bad = $NF }
-    /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) sock += $i }
-    END { n = n > 0 ? n : 1; printf "%.0f %.2f %.2f %d %d %.1f %.2f\n", rps, p50, p99, bad, sock, ticks * 1e6 / hz / n, switches / n }' "$out"
+  read -r "r[$name,cpu]" "r[$name,csw]" < <(usage_per_request "$WORK/usage-$name-before" "$WORK/usage-$name-after" "$n")
+  [ -z "${5:-}" ] || echo "    $5 ${r[$name,rps]} req/s, p50 ${r[$name,p50]} ms, p99 ${r[$name,p99]} ms, non-2xx ${r[$name,bad]}, socket errors ${r[$name,sock]}; server CPU ${r[$name,cpu]} us and ${r[$name,csw]} context switches per request"
 }
 
 echo "==> start to ready (spawn until /health/ready answers 200)"
@@ -127,61 +119,45 @@ echo "    median of 11: $startup ms"
 start_server SERVER "$BIN" --data-dir "$WORK/data"
 # Let the runtime settle (the startup sweep, the first log lines) before reading idle RSS.
 poll 5 curl -fsS -o /dev/null "http://$SERVER_ADDR/health/ready"
-idle_rss=$(rss_kb "$SERVER_PID")
+idle_rss=$(status_kb VmRSS)
 echo "==> idle RSS: $(mb "$idle_rss")"
 
 "$LOADGEN" count --target "$SERVER_ADDR" --method PUT --users "$USERS" --requests "$USERS" >/dev/null
 echo "==> seeded $USERS users; wrk -t2 -c$CONNECTIONS for ${SECONDS_PER_PHASE}s per phase"
-read -r put_rps put_p50 put_p99 put_bad put_sock put_cpu put_csw <<<"$(wrk_phase put "$CONNECTIONS" / PUT)"
-echo "    PUT  /hello/<user>: $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms, non-2xx $put_bad, socket errors $put_sock; server CPU $put_cpu us and $put_csw context switches per request"
-read -r get_rps get_p50 get_p99 get_bad get_sock get_cpu get_csw <<<"$(wrk_phase get "$CONNECTIONS" / GET)"
-echo "    GET  /hello/<user>: $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms, non-2xx $get_bad, socket errors $get_sock; server CPU $get_cpu us and $get_csw context switches per request"
-read -r live_rps live_p50 live_p99 live_bad live_sock live_cpu live_csw <<<"$(wrk_phase live "$CONNECTIONS" /health/live)"
-echo "    GET  /health/live:  $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms, non-2xx $live_bad, socket errors $live_sock; server CPU $live_cpu us and $live_csw context switches per request"
+wrk_phase put "$CONNECTIONS" PUT / "PUT  /hello/<user>:"
+wrk_phase get "$CONNECTIONS" GET / "GET  /hello/<user>:"
+wrk_phase live "$CONNECTIONS" "" /health/live "GET  /health/live: "
 
-echo "==> GET at 256 connections, sampling RSS"
-peak_rss=$idle_rss
-wrk_phase get256 256 / GET >"$WORK/get256" &
-WRK_PID=$!
-while kill -0 "$WRK_PID" 2>/dev/null; do
-  now=$(rss_kb "$SERVER_PID"); [ "$now" -gt "$peak_rss" ] && peak_rss=$now
-  sleep 0.2
-done
-wait "$WRK_PID"
-read -r c256_rps _ c256_p99 c256_bad c256_sock _ _ <"$WORK/get256"
-echo "    $c256_rps req/s, p99 $c256_p99 ms, non-2xx $c256_bad, socket errors $c256_sock; peak RSS $(mb "$peak_rss")"
+echo "==> GET at 256 connections; peak RSS from the kernel (VmHWM, reset through clear_refs)"
+echo 5 >"/proc/$SERVER_PID/clear_refs"  # proc(5): VmHWM starts again from the RSS now
+wrk_phase get256 256 GET / "GET  /hello/<user>:"
+peak_rss=$(status_kb VmHWM)
+echo "    peak RSS $(mb "$peak_rss")"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
 
 echo "==> file-system calls per request (strace -f, $COUNTED requests, minus a run with none)"
-# Only calls on the data directory count: strace -y names each descriptor's file.
-TRACED="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,getdents64,newfstatat,fstat,statx,lseek"
+# Only calls on the data directory count (scripts/lib/fs_calls.py: strace -y names each
+# descriptor's file), of strace's classes of calls that take a path or a file descriptor.
 traced_session() { # traced_session NAME [METHOD]: trace a server that answers COUNTED requests
   local name=$1 method=${2:-}
-  start_server "T$name" strace -f -y -qq -o "$WORK/trace-$name" -e trace="$TRACED" "$BIN" --data-dir "$WORK/data"
+  start_server "T$name" strace -f -y -qq -o "$WORK/trace-$name" -e trace=%file,%desc "$BIN" --data-dir "$WORK/data"
   local pid_var="T${name}_PID" addr_var="T${name}_ADDR"
   if [ -n "$method" ]; then
     "$LOADGEN" count --target "${!addr_var}" --method "$method" --users "$USERS" --requests "$COUNTED" >/dev/null
   fi
   # SIGTERM the server itself (strace would detach and leave it running), then strace exits.
   kill -TERM "$(pgrep -P "${!pid_var}")"; wait "${!pid_var}" || true
-  { grep -v 'resumed>' "$WORK/trace-$name" | grep -F "$WORK/data" || true; } \
-    | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}' >"$WORK/calls-$name"
 }
 traced_session none
 traced_session get GET
 traced_session put PUT
-per_request() { # per_request NAME: "total breakdown" per request, baseline subtracted
-  awk -v n="$COUNTED" 'NR == FNR { base[$1] = $2; next }
-    { c = ($2 - base[$1]) / n; if (c >= 0.01) { total += c; parts = parts sprintf("%s%s %.2f", sep, $1, c); sep = ", " } }
-    END { printf "%.2f (%s)\n", total, parts }' "$WORK/calls-none" "$WORK/calls-$1"
-}
-get_calls=$(per_request get)
-put_calls=$(per_request put)
+get_calls=$(python3 scripts/lib/fs_calls.py "$WORK/data" "$COUNTED" "$WORK/trace-none" "$WORK/trace-get")
+put_calls=$(python3 scripts/lib/fs_calls.py "$WORK/data" "$COUNTED" "$WORK/trace-none" "$WORK/trace-put")
 echo "    GET: $get_calls"
 echo "    PUT: $put_calls"
 
-ratio=$(awk -v g="$get_rps" -v l="$live_rps" 'BEGIN {printf "%.2f", g / l}')
-cpu_ratio=$(awk -v g="$get_cpu" -v l="$live_cpu" 'BEGIN {printf "%.2f", l / g}')
+ratio=$(awk -v g="${r[get,rps]}" -v l="${r[live,rps]}" 'BEGIN {printf "%.2f", g / l}')
+cpu_ratio=$(awk -v g="${r[get,cpu]}" -v l="${r[live,cpu]}" 'BEGIN {printf "%.2f", l / g}')
 cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 cat <<EOF
 
@@ -190,13 +166,13 @@ Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE
 
 | measure | result | target |
 |---|---|---|
-| GET /hello/<user>, $CONNECTIONS conns | $get_rps req/s, p50 $get_p50 ms, p99 $get_p99 ms | p99 < 5 ms |
-| PUT /hello/<user>, $CONNECTIONS conns | $put_rps req/s, p50 $put_p50 ms, p99 $put_p99 ms | |
-| GET /health/live, $CONNECTIONS conns | $live_rps req/s, p50 $live_p50 ms, p99 $live_p99 ms | |
+| GET /hello/<user>, $CONNECTIONS conns | ${r[get,rps]} req/s, p50 ${r[get,p50]} ms, p99 ${r[get,p99]} ms | p99 < 5 ms |
+| PUT /hello/<user>, $CONNECTIONS conns | ${r[put,rps]} req/s, p50 ${r[put,p50]} ms, p99 ${r[put,p99]} ms | |
+| GET /health/live, $CONNECTIONS conns | ${r[live,rps]} req/s, p50 ${r[live,p50]} ms, p99 ${r[live,p99]} ms | |
 | GET throughput / live throughput | $ratio | >= 0.70 |
-| server CPU per request: GET, live, PUT | $get_cpu us, $live_cpu us, $put_cpu us (live / GET: $cpu_ratio) | |
-| context switches per request: GET, live, PUT | $get_csw, $live_csw, $put_csw | |
-| GET, 256 conns | $c256_rps req/s, p99 $c256_p99 ms | |
+| server CPU per request: GET, live, PUT | ${r[get,cpu]} us, ${r[live,cpu]} us, ${r[put,cpu]} us (live / GET: $cpu_ratio) | |
+| context switches per request: GET, live, PUT | ${r[get,csw]}, ${r[live,csw]}, ${r[put,csw]} | |
+| GET, 256 conns | ${r[get256,rps]} req/s, p99 ${r[get256,p99]} ms | |
 | idle RSS | $(mb "$idle_rss") | < 20 MB |
 | peak RSS, 256 conns | $(mb "$peak_rss") | |
 | start to ready | $startup ms | < 100 ms |
@@ -205,8 +181,8 @@ Data directory on $(df -T "$WORK" | awk 'NR==2 {print $2}'); ${SECONDS_PER_PHASE
 EOF
 # Every request must have been answered with a 2xx: a non-2xx answer or a connection that
 # failed (connect, read, write error or timeout) fails the run.
-bad=$(( put_bad + get_bad + live_bad + c256_bad ))
-sock=$(( put_sock + get_sock + live_sock + c256_sock ))
+bad=0 sock=0
+for name in put get live get256; do bad=$(( bad + ${r[$name,bad]} )) sock=$(( sock + ${r[$name,sock]} )); done
 [ "$bad" -eq 0 ] && [ "$sock" -eq 0 ] || {
   echo "bench: $bad non-2xx responses, $sock socket errors (wrk output in each phase above)" >&2
   exit 1

@@ -19,4 +19,4 @@ step "cargo test (the README's test command)"
 cargo test --locked
 
 step "promtool check metrics on a live /metrics scrape"
-scripts/check-metrics.sh target/debug/hello-birthday
+scripts/check-metrics.sh "${CARGO_TARGET_DIR:-target}/debug/hello-birthday"

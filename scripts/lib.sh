@@ -1,6 +1,12 @@
-# Shared by the scripts in this folder: start the service on a free port and wait for it,
-# poll with a deadline, install pinned PyPI tools, find apt's Debian mirror. Source it; it
-# defines functions only.
+# Shared by the scripts in this folder: build in release mode, start the service on a free port
+# and wait for it, poll with a deadline, install pinned PyPI tools, find apt's Debian mirror.
+# Source it from the repository's root; it defines functions, TARGET_DIR and RELEASE only.
+
+# Where cargo builds (CARGO_TARGET_DIR, else target/), as an absolute path; and its release/.
+TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+RELEASE=$TARGET_DIR/release
+# release_build ARGS...: cargo build --release --locked ARGS, showing only its last line.
+release_build() { cargo build --release --locked "$@" 2>&1 | tail -n 1; }
 
 # start_server VAR COMMAND...: runs COMMAND (the binary and its arguments, possibly behind a
 # wrapper such as fiu-run) with `--listen 127.0.0.1:0 --log-format json` appended, logs in
@@ -8,6 +14,7 @@
 start_server() {
   local var=$1; shift
   local log="$WORK/$var.log"
+  : >"$log"  # before the job opens it: sed below may run first, and must find it
   "$@" --listen 127.0.0.1:0 --log-format json >"$log" 2>&1 &
   local pid=$! addr=
   for _ in $(seq 1 800); do  # up to 20 s on a loaded machine

@@ -9,7 +9,7 @@
 # beside the records instead of in tmp/ (docs/storage.md, "Versions side by side"); instances 0
 # and 2 this checkout's. The history must still be linearizable (so mutual exclusion held across
 # versions), every answer documented and in time, and after this version's startup sweep no temp
-# file of either version may be left. PREVIOUS is built once into target/mixed-versions/ (its own
+# file of either version may be left. PREVIOUS is built once into <target>/mixed-versions/ (its own
 # source tree and target directory: a few minutes; needs the full git history).
 #
 # Usage: scripts/nemesis.sh [--previous] [SEED...]   (default: 1 2 3; NEMESIS_SECONDS per run,
@@ -17,12 +17,13 @@
 # Needs: libfaketime (Debian: faketime), cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 PREVIOUS=b0d10846eda6ea7651e1f95b36478857bf0d3010
-name=nemesis extra=()
+name=nemesis extra=(--binary "$RELEASE/hello-birthday")  # nemesis itself defaults to ./target's
 if [ "${1:-}" = --previous ]; then
   shift
-  name=mixed-versions work=target/mixed-versions
+  name=mixed-versions work=$TARGET_DIR/mixed-versions
   previous_bin="$work/hello-birthday-${PREVIOUS:0:12}"
   if [ ! -x "$previous_bin" ]; then
     git cat-file -e "$PREVIOUS^{commit}" 2>/dev/null \
@@ -30,24 +31,23 @@ if [ "${1:-}" = --previous ]; then
     echo "==> building the previous version ${PREVIOUS:0:12} (its own source tree and target directory)"
     rm -rf "$work/src" && mkdir -p "$work/src"
     git archive "$PREVIOUS" | tar -x -C "$work/src"
-    (cd "$work/src" && GIT_COMMIT=$PREVIOUS CARGO_TARGET_DIR=../target \
-      cargo build --release --locked --bin hello-birthday 2>&1 | tail -1)
+    (cd "$work/src" && GIT_COMMIT=$PREVIOUS CARGO_TARGET_DIR=../target release_build --bin hello-birthday)
     cp "$work/target/release/hello-birthday" "$previous_bin"
   fi
-  extra=(--binary "target/release/hello-birthday,$previous_bin" --out "$work/runs")
+  extra=(--binary "$RELEASE/hello-birthday,$previous_bin" --out "$work/runs")
 fi
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
 echo "==> building the release binary and the nemesis"
-cargo build --release --locked --bin hello-birthday --example nemesis 2>&1 | tail -1
+release_build --bin hello-birthday --example nemesis
 failed=()
 for seed in "${seeds[@]}"; do
   # Bounded: the run is NEMESIS_SECONDS of load plus start-up, the final reads and the check.
-  timeout 300 target/release/examples/nemesis --seed "$seed" --seconds "${NEMESIS_SECONDS:-20}" "${extra[@]}" \
+  timeout 300 "$RELEASE/examples/nemesis" --seed "$seed" --seconds "${NEMESIS_SECONDS:-20}" "${extra[@]}" \
     || failed+=("$seed")
 done
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "$name: FAILED on seeds ${failed[*]} (replay: target/release/examples/nemesis --seed N ${extra[*]})" >&2
+  echo "$name: FAILED on seeds ${failed[*]} (replay: $RELEASE/examples/nemesis --seed N ${extra[*]})" >&2
   exit 1
 fi
-echo "$name: PASS on seeds ${seeds[*]}${extra:+ (this version and ${PREVIOUS:0:12} side by side)}"
+echo "$name: PASS on seeds ${seeds[*]}${work:+ (this version and ${PREVIOUS:0:12} side by side)}"

@@ -13,7 +13,7 @@
 # The measuring is examples/scale.rs; this script only runs it and tabulates.
 # Usage: scripts/scale-curve.sh SIZE...           e.g. scripts/scale-curve.sh 1000 100000
 #        BENCH_SECONDS=N (5 by default) per load phase; SCALE_DIR=DIR for the data directory
-#        (default: under target/, on the disk the repository is on; it needs ~4.3 KB per user)
+#        (default: under the cargo target directory, CARGO_TARGET_DIR or target/; ~4.3 KB per user)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 SIZE..." >&2; exit 2; }
@@ -21,18 +21,17 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_PHASE=${BENCH_SECONDS:-5}
 CONNECTIONS=16
 RAW_THREADS=4
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+. scripts/lib.sh
 
 command -v strace >/dev/null || { echo "scale-curve: strace not found (apt-get install strace)" >&2; exit 1; }
 
 echo "==> building the release binary and the scale tool"
-cargo build --release --locked --bin hello-birthday --example scale 2>&1 | tail -n 1
-BIN=$TARGET_DIR/release/hello-birthday
-SCALE=$TARGET_DIR/release/examples/scale
+release_build --bin hello-birthday --example scale
+BIN=$RELEASE/hello-birthday
+SCALE=$RELEASE/examples/scale
 
-mkdir -p "$TARGET_DIR"
-WORK=$(mktemp -d "${SCALE_DIR:-$TARGET_DIR}/scale-curve.XXXXXX")
-. scripts/lib.sh
+# The real path: strace -y names descriptors by it, and sweep_calls counts the lines with it.
+WORK=$(realpath "$(mktemp -d "${SCALE_DIR:-$TARGET_DIR}/scale-curve.XXXXXX")")
 cleanup() { for pid in $(jobs -p); do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -52,19 +51,15 @@ rate_cell() {
      BEGIN { printf "%d/s; mean %s, p50 %s, p99 %s", r, t(mean), t(p50), t(p99); if (cold) printf " (%d users)", n }'
 }
 # sweep_calls DATA SCOPE: the data-directory file-system calls of one sweep, as "total (name
-# count, ...)": a traced run of one sweep minus a traced run of none (opening the store).
-TRACED="openat,read,write,close,fsync,fdatasync,flock,rename,renameat2,mkdir,unlink,unlinkat,getdents64,newfstatat,fstat,statx,lseek"
+# count, ...)": a traced run of one sweep minus a traced run of none (opening the store), of
+# strace's classes of calls that take a path or a descriptor (scripts/lib/fs_calls.py counts).
 sweep_calls() {
   local data=$1 scope=$2 runs
   for runs in 0 1; do
-    strace -f -y -qq -o "$WORK/sweep-trace-$runs" -e trace="$TRACED" \
+    strace -f -y -qq -o "$WORK/sweep-trace-$runs" -e trace=%file,%desc \
       "$SCALE" sweep --data-dir "$data" --scope "$scope" --runs "$runs" >/dev/null
-    { grep -v 'resumed>' "$WORK/sweep-trace-$runs" | grep -F "$data" || true; } \
-      | awk '{sub(/\(.*/, "", $2); print $2}' | sort | uniq -c | awk '{print $2, $1}' >"$WORK/sweep-calls-$runs"
   done
-  awk 'NR == FNR { base[$1] = $2; next }
-    { c = $2 - base[$1]; if (c > 0) { total += c; parts = parts sprintf("%s%s %d", sep, $1, c); sep = ", " } }
-    END { printf "%d (%s)\n", total, parts }' "$WORK/sweep-calls-0" "$WORK/sweep-calls-1"
+  python3 scripts/lib/fs_calls.py "$data" 1 "$WORK/sweep-trace-0" "$WORK/sweep-trace-1"
 }
 
 SIZES=("$@")

@@ -10,7 +10,7 @@
 #   SCHEMATHESIS_MAX_EXAMPLES  examples per operation and phase (default 200, about 30 s)
 #   SCHEMATHESIS_SEED          the seed (default fixed, so CI runs are reproducible)
 #   SCHEMATHESIS_WORKERS       concurrent workers (default 1)
-#   SCHEMATHESIS_BINARY        test this binary instead of building target/release
+#   SCHEMATHESIS_BINARY        test this binary instead of building the release one
 #   SCHEMATHESIS_ARGS          extra arguments for `schemathesis run`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,19 +27,14 @@ python_tools "$venv" "$requirements"
 
 binary=${SCHEMATHESIS_BINARY:-}
 if [ -z "$binary" ]; then
-  echo "==> cargo build --release --locked"
-  cargo build --release --locked
-  binary=target/release/hello-birthday
+  echo "==> building the release binary"
+  release_build --bin hello-birthday
+  binary=$RELEASE/hello-birthday
 fi
 
 WORK=$(mktemp -d)
-server_pid=
-cleanup() {
-  # Every background job, including a server that failed to start before its pid was noted.
-  for pid in $server_pid $(jobs -p); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+# Every background job still running: the server, also one that failed to start.
+cleanup() { for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start_server SERVER "$binary" --data-dir "$WORK/data"
@@ -84,16 +79,15 @@ else
   kill -TERM "$server_pid"
   exit_code=0
   wait "$server_pid" || exit_code=$?
-  server_pid=
   if [ "$exit_code" -ne 0 ]; then
     echo "the server exited $exit_code after SIGTERM" >&2
     status=1
   fi
 fi
 # The server's own access log, independently of schemathesis: no request may have had a 5xx.
-# (jq -R: one log line at a time; fromjson? skips a line that is not JSON.)
-read -r requests server_errors < <(jq -rR 'fromjson? | select(.message == "request") | .status' "$log" |
-  awk '{ n++ } $1 >= 500 { e++ } END { print n + 0, e + 0 }')
+# (jq -R: each log line as text; fromjson? skips a line that is not JSON.)
+read -r requests server_errors < <(jq -nrR '[inputs | fromjson? | select(.message == "request") | .status]
+  | "\(length) \(map(select(. >= 500)) | length)"' "$log")
 echo "server access log: $requests requests, $server_errors answered 5xx"
 [ "$server_errors" -eq 0 ] || status=1
 exit "$status"

@@ -67,9 +67,9 @@ def exchange(addr, raw, timeout=10.0):
     return held.reply, held.closed is not None
 
 
-def request(method, target, headers=(), body=None, version="HTTP/1.1"):
+def request(method, target, headers=(), body=None):
     """Raw request bytes; `headers` as (name, value) pairs, sent in order, Host not implied."""
-    lines = [f"{method} {target} {version}"] + [f"{n}: {v}" for n, v in headers]
+    lines = [f"{method} {target} HTTP/1.1"] + [f"{n}: {v}" for n, v in headers]
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
     return raw + (body or b"")
 

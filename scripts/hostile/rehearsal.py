@@ -23,7 +23,7 @@ Every process started here is stopped by pid on every exit, every wait is a poll
 with a deadline. Stdlib only.
 
 Usage: python3 scripts/hostile/rehearsal.py --binary target/release/hello-birthday \
-           --loadgen target/release/examples/loadgen
+           --loadgen target/release/examples/loadgen   (run.sh builds them and calls this)
 """
 
 import argparse
@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import attacks as a  # noqa: E402
-from rehearsal_kit import Failure, Processes, http, log, metric_value, poll, wait_until  # noqa: E402
+from rehearsal_kit import Failure, LoadGen, Processes, http, log, metric_value, poll, wait_until  # noqa: E402
 
 # The service's defaults (docs/api.md, "Limits and timeouts"); the rehearsal runs the binary
 # without setting any of them.
@@ -116,27 +116,18 @@ class Server:
 
 # ------------------------------------------------------------------ well-behaved clients --
 
-class Healthy:
-    """`loadgen run` (four keep-alive connections, PUTs and GETs over 64 users, every answer
-    checked) for a while; its p99."""
+def healthy(procs, loadgen, addr, work, name):
+    """Four keep-alive connections, PUTs and GETs over 64 users, every answer checked."""
+    return LoadGen(procs, loadgen, f"{addr[0]}:{addr[1]}", os.path.join(work, f"{name}.out"),
+                   "--connections", "4", "--users", "64", "--pause-us", "2000")
 
-    def __init__(self, procs, loadgen, addr, work, name):
-        self.stop_file = os.path.join(work, f"{name}.stop")
-        self.out_path = os.path.join(work, f"{name}.out")
-        self.proc = procs.start(
-            [loadgen, "run", "--target", f"{addr[0]}:{addr[1]}", "--connections", "4",
-             "--users", "64", "--pause-us", "2000", "--stop-file", self.stop_file], self.out_path)
 
-    def finish(self):
-        open(self.stop_file, "w").close()
-        code, in_time = Processes.stop(self.proc, 30, sig=None)
-        if not in_time:
-            raise Failure("loadgen did not stop within 30 s of its stop file")
-        with open(self.out_path) as f:
-            output = f.read()
-        if code != 0:  # loadgen exits 1 on any failed or wrong answer
-            raise Failure(f"well-behaved clients saw failures (exit {code}):\n{output}")
-        return a.loadgen_latency(output)
+def latency(load):
+    """(p50, p99) of the well-behaved clients, stopped now; Failure if any request failed."""
+    code, output = load.finish(30)
+    if code != 0:
+        raise Failure(f"well-behaved clients saw failures (exit {code}):\n{output}")
+    return a.loadgen_latency(output)
 
 
 # ------------------------------------------------------------------------ the refusals ----
@@ -251,9 +242,9 @@ class Rehearsal:
         self.expect(check_refusals(addr, refusals()))
 
         log("phase 2: the well-behaved clients alone")
-        quiet = Healthy(self.procs, self.args.loadgen, addr, self.work, "quiet")
+        quiet = healthy(self.procs, self.args.loadgen, addr, self.work, "quiet")
         time.sleep(self.args.quiet_seconds)  # a measurement window, not a wait for a state
-        quiet_p50, quiet_p99 = quiet.finish()
+        quiet_p50, quiet_p99 = latency(quiet)
         rss_before = self.server.rss_mib()
         log(f"   quiet: p50 {quiet_p50:.2f} ms, p99 {quiet_p99:.2f} ms; RSS {rss_before:.0f} MiB")
 
@@ -310,13 +301,13 @@ class Rehearsal:
         jobs.update({"refusals and log bombs": (repeat_refusals_and_bombs,),
                      "fresh connections": (probe_fresh_connections,)})
         a.reset_peak_rss(self.server.proc.pid)
-        busy = Healthy(self.procs, self.args.loadgen, addr, self.work, "wave")
+        busy = healthy(self.procs, self.args.loadgen, addr, self.work, "wave")
         pool = ThreadPoolExecutor(len(jobs))
         futures = {name: pool.submit(*job) for name, job in jobs.items()}
         # The well-behaved clients measure while the slow heads are sent and held and the
         # bodies stall and trickle: up to the body timeout.
         time.sleep(BODY_TIMEOUT + LATE)  # a measurement window, not a wait for a state
-        wave_p50, wave_p99 = busy.finish()
+        wave_p50, wave_p99 = latency(busy)
         peak = self.server.rss_mib("VmHWM")
         stop_repeating.set()
         if wait(futures.values(), timeout=max(1.0, end - time.monotonic() + 30)).not_done:

@@ -1,6 +1,6 @@
 """What every Python rehearsal needs: a log with the time since start, waits with deadlines,
-free ports, one HTTP request, a metric's value, and the processes it starts, each ended by pid. Stdlib only;
-test_rehearsal_kit.py.
+free ports, one HTTP request, a metric's value, the processes it starts, each ended by pid, and
+the load generator run until its stop file. Stdlib only; test_rehearsal_kit.py.
 
 A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hostile/rehearsal.py.
 """
@@ -58,10 +58,6 @@ def free_ports(n):
     finally:
         for s in socks:
             s.close()
-
-
-def free_port():
-    return free_ports(1)[0]
 
 
 def http(method, url, body=None, timeout=5):
@@ -135,3 +131,22 @@ class Processes:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 print(f"pid {proc.pid} did not die after SIGKILL", file=sys.stderr)
+
+
+class LoadGen:
+    """`loadgen run` (examples/loadgen.rs: well-behaved clients that check every answer, exit 1
+    on any failure) with ARGS against target, its output in out_path, until finish()."""
+
+    def __init__(self, procs, loadgen, target, out_path, *args):
+        self.stop_file, self.out_path = out_path + ".stop", out_path
+        self.proc = procs.start([loadgen, "run", "--target", target, "--stop-file",
+                                 self.stop_file, *args], out_path)
+
+    def finish(self, deadline_s):
+        """Creates the stop file; (exit code, output), or Failure if it runs on deadline_s."""
+        open(self.stop_file, "w").close()
+        code, in_time = Processes.stop(self.proc, deadline_s, sig=None)
+        if not in_time:
+            raise Failure(f"loadgen did not stop within {deadline_s} s of its stop file")
+        with open(self.out_path) as f:
+            return code, f.read()

@@ -1,6 +1,7 @@
 """Run: python3 -m unittest discover -s scripts/lib -p 'test_*.py'"""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,7 +64,7 @@ class Http(unittest.TestCase):
         finally:
             server.shutdown()
             server.server_close()
-        self.assertEqual(kit.http("GET", f"http://127.0.0.1:{kit.free_port()}/", timeout=2)[0], 0)
+        self.assertEqual(kit.http("GET", f"http://127.0.0.1:{kit.free_ports(1)[0]}/", timeout=2)[0], 0)
 
 
 class Metrics(unittest.TestCase):
@@ -83,7 +84,6 @@ class Ports(unittest.TestCase):
         for port in ports:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", port))
-        self.assertIsInstance(kit.free_port(), int)
 
 
 class Logs(unittest.TestCase):
@@ -132,6 +132,35 @@ class Processes(unittest.TestCase):
         running = self.started(STUBBORN)
         self.procs.stop_all()
         self.assertEqual((done.returncode, running.returncode), (0, -signal.SIGKILL))
+
+
+# Waits for the stop file `loadgen run` is given, then says what it saw and exits with the
+# status in its last argument; with "hang" there, it never stops.
+FAKE_LOADGEN = """#!/usr/bin/env python3
+import os, sys, time
+stop = sys.argv[sys.argv.index("--stop-file") + 1]
+while not os.path.exists(stop) or sys.argv[-1] == "hang":
+    time.sleep(0.01)
+print("loadgen: 0 failed", flush=True)
+sys.exit(int(sys.argv[-1]))
+"""
+
+
+class LoadGen(unittest.TestCase):
+    def test_it_runs_until_its_stop_file_then_gives_its_status_and_output(self):
+        work = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, work)
+        fake = Path(work, "loadgen")
+        fake.write_text(FAKE_LOADGEN)
+        fake.chmod(0o755)
+        procs = kit.Processes()
+        self.addCleanup(procs.stop_all)
+        load = kit.LoadGen(procs, str(fake), "127.0.0.1:1", f"{work}/load.out", "1")
+        hung = kit.LoadGen(procs, str(fake), "127.0.0.1:1", f"{work}/hung.out", "hang")
+        self.assertIsNone(kit.wait_until(0.3, lambda: load.proc.poll() is not None))
+        self.assertEqual(load.finish(10), (1, "loadgen: 0 failed\n"))
+        with self.assertRaises(kit.Failure):
+            hung.finish(0.3)
 
 
 if __name__ == "__main__":

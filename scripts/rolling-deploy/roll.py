@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import haproxy  # noqa: E402
 import launchers  # noqa: E402
-from rehearsal_kit import Failure, Processes, free_ports, http, poll, wait_until  # noqa: E402
+from rehearsal_kit import Failure, LoadGen, Processes, free_ports, http, poll, wait_until  # noqa: E402
 
 # The Terraform target group (terraform/modules/load-balancer), its times divided by 50,
 # except the check timeout: the readiness probe fsyncs a file on the disk all instances share,
@@ -185,11 +185,10 @@ class Roll:
         # Every request is recorded; at the end the whole history is checked for
         # linearizability and kept, with a timeline of any failing user, in
         # target/rolling-deploy/history-<launcher>/.
-        stop_file, load_out = f"{self.work}/stop", f"{self.work}/load.out"
-        load = self.procs.start(
-            [self.args.loadgen, "run", "--target", f"127.0.0.1:{self.lb_port}", "--connections",
-             "16", "--users", "320", "--stop-file", stop_file, "--pause-us", "3000",
-             "--history", f"target/rolling-deploy/history-{self.args.launcher}"], load_out)
+        load = LoadGen(self.procs, self.args.loadgen, f"127.0.0.1:{self.lb_port}",
+                       f"{self.work}/load.out", "--connections", "16", "--users", "320",
+                       "--pause-us", "3000",
+                       "--history", f"target/rolling-deploy/history-{self.args.launcher}")
         time.sleep(1)  # a window of steady load to count, not a wait for a state
 
         self.counters("steady load before the rolls:")
@@ -209,12 +208,8 @@ class Roll:
         time.sleep(1)  # the load goes on against the old version for a second more
         self.counters("roll 3:")
 
-        open(stop_file, "w").close()
-        load_code, in_time = self.procs.stop(load, 60, sig=None)
-        if not in_time:
-            raise Failure("the load generator did not finish")
-        with open(load_out) as f:
-            print(f.read(), end="")
+        load_code, output = load.finish(60)
+        print(output, end="")
         backend = self.stat("app", "BACKEND")
         print(f"HAProxy retries (wretr) {backend['wretr']}, redispatches (wredis) "
               f"{backend['wredis']}")
@@ -282,8 +277,8 @@ class Roll:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launcher", choices=["binary", "container"], default="binary")
-    parser.add_argument("--binary", default="target/release/hello-birthday")
-    parser.add_argument("--loadgen", default="target/release/examples/loadgen")
+    parser.add_argument("--binary", help="the release binary the binary launcher runs")
+    parser.add_argument("--loadgen", required=True, help="examples/loadgen, built for release")
     parser.add_argument("--image", help="the image the container launcher runs")
     args = parser.parse_args()
     # A SIGTERM or SIGINT (CI cancelling, ^C) leaves through the cleanup below too.

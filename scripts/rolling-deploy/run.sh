@@ -12,14 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-case "${1:-}" in
-  "") LAUNCHER=binary ;;
-  --launcher=*) LAUNCHER=${1#--launcher=} ;;
-  --launcher) LAUNCHER=${2:-} ;;
-  *) LAUNCHER= ;;
-esac
-case "$LAUNCHER" in
-  binary | container) ;;
+case "$*" in
+  "" | "--launcher binary" | --launcher=binary) LAUNCHER=binary ;;
+  "--launcher container" | --launcher=container) LAUNCHER=container ;;
   *) echo "usage: $0 [--launcher binary|container]" >&2; exit 2 ;;
 esac
 for tool in haproxy python3; do
@@ -28,13 +23,14 @@ done
 
 echo "==> the rehearsal's own tests"
 python3 -m unittest discover -s scripts/rolling-deploy -p 'test_*.py'
+. scripts/lib.sh
 if [ "$LAUNCHER" = binary ]; then
   echo "==> building the release binary and the load generator"
-  cargo build --release --locked --bin hello-birthday --example loadgen 2>&1 | tail -n 1
-  exec python3 scripts/rolling-deploy/roll.py --launcher binary
+  release_build --bin hello-birthday --example loadgen
+  exec python3 scripts/rolling-deploy/roll.py --launcher binary --binary "$RELEASE/hello-birthday" \
+    --loadgen "$RELEASE/examples/loadgen"
 fi
 
-. scripts/lib.sh
 . scripts/container/lib.sh
 LOG_PREFIX=rolling-deploy
 need docker docker.io
@@ -45,7 +41,7 @@ if [ -z "${HB_IMAGE:-}" ]; then
   HB_IMAGE=$(scripts/container/build.sh | tee /dev/stderr | tail -n 1)
 fi
 echo "==> building the load generator"
-cargo build --release --locked --example loadgen 2>&1 | tail -n 1
+release_build --example loadgen
 # Not exec'd: the EXIT trap stops our engine. A SIGTERM reaches roll.py too (the step of
 # scripts/container/run.sh signals its whole process group); it ends what it started first.
-python3 scripts/rolling-deploy/roll.py --launcher container --image "$HB_IMAGE"
+python3 scripts/rolling-deploy/roll.py --launcher container --image "$HB_IMAGE" --loadgen "$RELEASE/examples/loadgen"

@@ -1,6 +1,7 @@
--- wrk script for scripts/bench.sh: GET or PUT /hello/<user> over WRK_USERS users in turn.
--- Names match examples/loadgen.rs (`load` + base-26 letters), so `loadgen count` can seed them.
-local method = os.getenv("WRK_METHOD") or "GET"
+-- wrk script for scripts/bench.sh: with WRK_METHOD, GET or PUT /hello/<user> over WRK_USERS
+-- users in turn; without, wrk's own request for the URL. Names match examples/loadgen.rs (`load`
+-- + base-26 letters), so `loadgen count` can seed them. At the end, one line of wrk's figures.
+local method = os.getenv("WRK_METHOD") or ""
 local users = tonumber(os.getenv("WRK_USERS") or "1000")
 local body = '{"dateOfBirth":"1990-01-15"}'
 local headers = { ["Content-Type"] = "application/json" }
@@ -23,10 +24,21 @@ function init(args)
   counter = math.random(0, users - 1)
 end
 
-function request()
-  counter = (counter + 1) % users
-  if method == "PUT" then
-    return wrk.format("PUT", paths[counter], headers, body)
+if method ~= "" then -- wrk sends its prepared request (no Lua per request) when there is none
+  function request()
+    counter = (counter + 1) % users
+    if method == "PUT" then
+      return wrk.format("PUT", paths[counter], headers, body)
+    end
+    return wrk.format("GET", paths[counter])
   end
-  return wrk.format("GET", paths[counter])
+end
+
+-- "req/s p50_ms p99_ms non-2xx socket_errors requests": errors.status counts the answers over
+-- 399 (wrk's "Non-2xx or 3xx responses"), the others are its "Socket errors".
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("%.0f %.2f %.2f %d %d %d\n", summary.requests / summary.duration * 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, e.status,
+    e.connect + e.read + e.write + e.timeout, summary.requests))
 end
