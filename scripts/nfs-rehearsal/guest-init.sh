@@ -51,11 +51,8 @@ rm -f "$OUT/exit-code"
 # GUEST_DEADLINE counts guest uptime, from the kernel's start.
 (
   sleep "$(awk -v d="$GUEST_DEADLINE" -v a="$(uptime_s)" 'BEGIN {printf "%d", (d > a + 1) ? d - a : 1}')"
-  echo "guest-init: guest deadline of $GUEST_DEADLINE s passed, powering off" >/dev/console
-  echo 124 >"$OUT/exit-code"
-  dmesg >"$OUT/dmesg.txt" 2>&1
-  sync
-  echo o >/proc/sysrq-trigger
+  log "guest deadline of $GUEST_DEADLINE s passed"
+  finish 124
 ) &
 
 # --- the basic file systems (Debian's initrd moves its /dev, /run, /proc, /sys to the root; the
@@ -107,17 +104,13 @@ for i in "${HOSTS[@]}"; do
   ns=h$i
   ip netns add "$ns"
   ip -n "$ns" link set lo up
-  # storage link (cut in partition tests) and HTTP link (never cut)
-  ip link add "st$i" type veth peer name "st${i}p" netns "$ns"
-  ip link add "ht$i" type veth peer name "ht${i}p" netns "$ns"
-  ip addr add "10.0.$i.1/24" dev "st$i"
-  ip addr add "10.1.$i.1/24" dev "ht$i"
-  ip link set "st$i" up
-  ip link set "ht$i" up
-  ip -n "$ns" addr add "10.0.$i.2/24" dev "st${i}p"
-  ip -n "$ns" addr add "10.1.$i.2/24" dev "ht${i}p"
-  ip -n "$ns" link set "st${i}p" up
-  ip -n "$ns" link set "ht${i}p" up
+  # storage link stN, 10.0.N.0/24 (cut in partition tests); HTTP link htN, 10.1.N.0/24 (never cut)
+  for link in st:0 ht:1; do
+    dev=${link%:*}$i net=10.${link#*:}.$i
+    ip link add "$dev" type veth peer name "${dev}p" netns "$ns"
+    ip addr add "$net.1/24" dev "$dev"; ip link set "$dev" up
+    ip -n "$ns" addr add "$net.2/24" dev "${dev}p"; ip -n "$ns" link set "${dev}p" up
+  done
   # The NFS client is per network namespace, but its client id string is built from the UTS
   # host name, which all namespaces share: the server would take the three for one client that
   # keeps rebooting and evict one for another. Each gets its own uniquifier. The file is per
