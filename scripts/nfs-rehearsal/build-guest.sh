@@ -32,6 +32,7 @@ log() { echo "build-guest: $*" >&2; }
 need() { command -v "$1" >/dev/null || { log "$1 not found (apt-get install $2)"; exit 1; }; }
 need mkfs.ext4 e2fsprogs
 need sha256sum coreutils
+need dpkg-query dpkg
 
 # Debian's initrd cannot mount a 9p root (no 9p modules in it), so the guest boots from the ext4
 # image on virtio-blk and the kernel runs this stub, baked into the image, as init. It mounts the
@@ -67,14 +68,12 @@ if [ -f "$GUEST/ready" ]; then
   exit 0
 fi
 
-# has_packages DIR: every package of the list is installed in DIR (dpkg's status file).
+# has_packages DIR: every package of the list is installed in DIR (asked of DIR's dpkg database).
 has_packages() {
-  local pkg
-  for pkg in ${PACKAGES//,/ }; do
-    awk -v p="$pkg" '$0 == "Package: " p {f=1; next} f && /^Status:/ {ok = $0 ~ / installed$/; exit} /^$/ {f=0}
-                     END {exit !ok}' "$1/var/lib/dpkg/status" 2>/dev/null \
-      || { log "$1 lacks package $pkg"; return 1; }
-  done
+  local missing
+  missing=$(dpkg-query --admindir="$1/var/lib/dpkg" -W -f='${db:Status-Status} ${Package}\n' ${PACKAGES//,/ } 2>&1 \
+    | grep -v '^installed ') || true
+  [ -z "$missing" ] || { log "$1 lacks packages: $missing"; return 1; }
 }
 
 if [ ! -f "$ROOTFS/ready" ]; then
