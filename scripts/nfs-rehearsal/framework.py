@@ -311,8 +311,9 @@ def summarize_labels(reqs: list[inv.Request]) -> str:
     return ", ".join(f"{k} x{v}" for k, v in Counter(map(outcome_label, reqs)).items())
 
 
-def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, timeout: float, interval: float = 0.5) -> tuple[bool, list[inv.Request]]:
-    """PUTs via `host` until one is acknowledged (bounded by `timeout`)."""
+def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, timeout: float, since: str, interval: float = 0.5) -> tuple[bool, list[inv.Request]]:
+    """PUTs via `host` until one is acknowledged; a scenario error if none is within `timeout`
+    (seconds `since` some moment, for the message)."""
     tries: list[inv.Request] = []
     users = [user]
 
@@ -325,6 +326,7 @@ def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, t
         return r.status == 204
 
     ok = lab.wait_until(once, timeout, interval)
+    sc.expect(ok, f"{host.name} did not acknowledge a PUT within {timeout:.0f} s {since}: {summarize_labels(tries)}")
     return ok, tries
 
 

@@ -8,8 +8,8 @@ with --local.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
-import threading
 import time
 
 import roundtrips
@@ -37,12 +37,8 @@ class LockHolder:
     def __init__(self, lab: Lab, host: Host, path: str):
         self.lab = lab
         self.p = lab.spawn(lock_holder_argv(lab, host, path), new_session=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # Wait (bounded) for "held": a reader thread, since readline itself cannot time out.
-        self.line: list[bytes] = []
-        t = threading.Thread(target=lambda: self.line.append(self.p.stdout.readline()), daemon=True)
-        t.start()
-        t.join(15)
-        if not self.line or self.line[0].strip() != b"held":
+        # Wait (bounded) for "held", which the shell writes as one line.
+        if not select.select([self.p.stdout], [], [], 15)[0] or self.p.stdout.readline().strip() != b"held":
             self.release()
             raise ScenarioError(f"could not take the lock on {path} from {host.name}")
 
