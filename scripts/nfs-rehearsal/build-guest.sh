@@ -23,8 +23,9 @@ SUITE=bookworm
 VARIANT=minbase
 # What the guest needs and nothing more: the stock kernel (virtio, 9p, ext4, nfs, nfsd, veth and
 # netem as modules), the NFS server and client tools, ip/tc for the host namespaces, and what
-# rehearsal.py uses: faketime for libfaketime (each host's instance on a wall clock of its own).
-PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux,faketime
+# rehearsal.py uses: faketime for libfaketime (each host's instance on a wall clock of its own),
+# python3-yaml for nfs-kernel-server's nfsdclnts (the server's lock states).
+PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux,faketime,python3-yaml
 IMAGE_SIZE=2G   # sparse; the rootfs is ~0.8 GB, the rest is room for /srv/local and logs
 CACHE=target/nfs-rehearsal
 

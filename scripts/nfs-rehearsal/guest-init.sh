@@ -145,21 +145,17 @@ printf 'boot_to_init_s %s\nsetup_s %s\n' "$INIT_AT" "$SETUP_S" >"$OUT/timings.tx
 # --- smoke mode: the plumbing only; one instance per host, one write through host 1 read back
 # through hosts 2 and 3 over their HTTP links
 smoke() {
-  local i deadline body pids=()
+  local i body pids=()
   for i in "${HOSTS[@]}"; do
     nsenter --net="/run/netns/h$i" /share/bin/hello-birthday --listen "10.1.$i.2:8080" \
       --data-dir "/mnt/h$i" --log-format json --lock-timeout 2000 --storage-timeout 5000 \
       --orphan-age 10 >>"$OUT/h$i.log" 2>&1 &
     pids+=($!)
   done
-  deadline=$(( EPOCHSECONDS + 60 ))   # under TCG one curl alone takes ~0.5 s
   for i in "${HOSTS[@]}"; do
-    until curl -fs -o /dev/null --max-time 5 "http://10.1.$i.2:8080/health/ready"; do
-      if ! kill -0 "${pids[$((i - 1))]}" || [ "$EPOCHSECONDS" -ge "$deadline" ]; then
-        log "smoke: h$i not ready; its log:"; cat "$OUT/h$i.log"; return 1
-      fi
-      sleep 0.2
-    done
+    # curl retries a refused connection and a 503 (not ready yet) every second, for 60 s at most.
+    curl -fs -o /dev/null --max-time 5 --retry 60 --retry-delay 1 --retry-max-time 60 --retry-connrefused \
+      "http://10.1.$i.2:8080/health/ready" || { log "smoke: h$i not ready; its log:"; cat "$OUT/h$i.log"; return 1; }
     log "smoke: h$i ready"
   done
   curl -fsS --max-time 10 -X PUT -H 'Content-Type: application/json' \

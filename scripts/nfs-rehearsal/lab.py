@@ -66,8 +66,7 @@ class ScenarioError(Exception):
 class Output:
     """The run's lines: printed as they happen, kept for report.txt."""
 
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
+    def __init__(self):
         self.t0 = now()
         self.lines: list[str] = []
         self.lock = threading.Lock()
@@ -378,8 +377,6 @@ class Lab:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 print(f"pid {p.pid} did not exit after SIGKILL", file=sys.stderr)
-            with self.procs_lock:
-                self.procs.pop(p.pid, None)
         if self.tmpdir and not self.args.keep:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 

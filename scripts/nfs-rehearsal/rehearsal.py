@@ -79,7 +79,7 @@ def main() -> int:
     if not args.out:
         ap.error("--out is required")
     os.makedirs(args.out, exist_ok=True)
-    out = Output(args.out)
+    out = Output()
     wanted = [s for s in (args.scenarios.split(",") if args.scenarios else SCENARIOS)]
     for s in wanted:
         if s not in SCENARIOS:

@@ -12,6 +12,7 @@ import itertools
 import os
 import random
 import re
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -209,28 +210,17 @@ def scenario_j(lab, sc) -> None:
 
 def nfsd_locks() -> dict[str, list[str]]:
     """The files nfsd holds lock states on, per client host (by the client's address, 10.0.N.2
-    on host N's storage link), from /proc/fs/nfsd/clients/*/{info,states}; {} where that is
-    not readable (--local)."""
-    out: dict[str, list[str]] = {}
-    base = "/proc/fs/nfsd/clients"
+    on host N's storage link), as nfs-utils' nfsdclnts lists them; {} where it cannot (--local)."""
     try:
-        clients = os.listdir(base)
-    except OSError:
-        return out
-    for c in clients:
-        try:
-            with open(os.path.join(base, c, "info")) as f:
-                info = f.read()
-            with open(os.path.join(base, c, "states")) as f:
-                states = f.read()
-        except OSError:
-            continue
-        m = re.search(r"10\.0\.(\d+)\.2", info)
-        host = f"h{m.group(1)}" if m else c
-        for line in states.splitlines():
-            if "type: lock" in line:
-                f = re.search(r'filename: "([^"]*)"', line)
-                out.setdefault(host, []).append(f.group(1) if f else "?")
+        listing = subprocess.run(["nfsdclnts", "-q", "-t", "lock"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out: dict[str, list[str]] = {}
+    for row in listing.splitlines():
+        if row.count("|") == 3:  # inode | type | ip:port | file name
+            address, name = [cell.strip() for cell in row.split("|")[2:]]
+            m = re.match(r"10\.0\.(\d+)\.2:", address)
+            out.setdefault(f"h{m.group(1)}" if m else address, []).append(name)
     return out
 
 
