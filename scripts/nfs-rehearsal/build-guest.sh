@@ -23,9 +23,8 @@ SUITE=bookworm
 VARIANT=minbase
 # What the guest needs and nothing more: the stock kernel (virtio, 9p, ext4, nfs, nfsd, veth and
 # netem as modules), the NFS server and client tools, ip/tc for the host namespaces, and what
-# rehearsal.py uses: faketime for libfaketime (each host's instance on a wall clock of its own),
-# python3-yaml for nfs-kernel-server's nfsdclnts (the server's lock states).
-PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux,faketime,python3-yaml
+# rehearsal.py uses: faketime for libfaketime (each host's instance on a wall clock of its own).
+PACKAGES=linux-image-amd64,nfs-kernel-server,nfs-common,iproute2,procps,curl,python3,kmod,util-linux,faketime
 IMAGE_SIZE=2G   # sparse; the rootfs is ~0.8 GB, the rest is room for /srv/local and logs
 CACHE=target/nfs-rehearsal
 
@@ -33,7 +32,6 @@ log() { echo "build-guest: $*" >&2; }
 need() { command -v "$1" >/dev/null || { log "$1 not found (apt-get install $2)"; exit 1; }; }
 need mkfs.ext4 e2fsprogs
 need sha256sum coreutils
-need dpkg-query dpkg
 
 # Debian's initrd cannot mount a 9p root (no 9p modules in it), so the guest boots from the ext4
 # image on virtio-blk and the kernel runs this stub, baked into the image, as init. It mounts the
