@@ -205,14 +205,9 @@ def report(args, out: Output, lab: Driver | None, scenarios: list[Scenario], fat
 def recheck(path: str) -> int:
     with open(path) as f:
         h = json.load(f)
-    breaches = inv.check(
-        [inv.Request(**r) for r in h["requests"]],
-        [inv.Observation(**o) for o in h["observations"]],
-        [inv.Leftover(**x) for x in h["leftovers"]],
-        [inv.DownInterval(**d) for d in h["down"]],
-        [inv.FinalRecord(**x) for x in h["finals"]],
-        limits(),
-    )
+    # check()'s arguments by name, as report() saved them.
+    kinds = {"requests": inv.Request, "observations": inv.Observation, "leftovers": inv.Leftover, "down": inv.DownInterval, "finals": inv.FinalRecord}
+    breaches = inv.check(**{name: [kind(**x) for x in h[name]] for name, kind in kinds.items()}, limits=limits())
     for b in breaches:
         print(b)
     print(f"{len(breaches)} breaches in {len(h['requests'])} requests, {len(h['observations'])} observations")
