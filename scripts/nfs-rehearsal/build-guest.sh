@@ -67,14 +67,12 @@ if [ -f "$GUEST/ready" ]; then
   exit 0
 fi
 
-# has_packages DIR: every package of the list is installed in DIR (dpkg's status file).
+# has_packages DIR: every package of the list is installed in DIR (asked of DIR's dpkg database).
 has_packages() {
-  local pkg
-  for pkg in ${PACKAGES//,/ }; do
-    awk -v p="$pkg" '$0 == "Package: " p {f=1; next} f && /^Status:/ {ok = $0 ~ / installed$/; exit} /^$/ {f=0}
-                     END {exit !ok}' "$1/var/lib/dpkg/status" 2>/dev/null \
-      || { log "$1 lacks package $pkg"; return 1; }
-  done
+  local missing
+  missing=$(dpkg-query --admindir="$1/var/lib/dpkg" -W -f='${db:Status-Status} ${Package}\n' ${PACKAGES//,/ } 2>&1 \
+    | grep -v '^installed ') || true
+  [ -z "$missing" ] || { log "$1 lacks packages: $missing"; return 1; }
 }
 
 if [ ! -f "$ROOTFS/ready" ]; then

@@ -311,8 +311,9 @@ def summarize_labels(reqs: list[inv.Request]) -> str:
     return ", ".join(f"{k} x{v}" for k, v in Counter(map(outcome_label, reqs)).items())
 
 
-def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, timeout: float, interval: float = 0.5) -> tuple[bool, list[inv.Request]]:
-    """PUTs via `host` until one is acknowledged (bounded by `timeout`)."""
+def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, timeout: float, since: str, interval: float = 0.5) -> tuple[bool, list[inv.Request]]:
+    """PUTs via `host` until one is acknowledged; a scenario error if none is within `timeout`
+    (seconds `since` some moment, for the message)."""
     tries: list[inv.Request] = []
     users = [user]
 
@@ -325,24 +326,29 @@ def poll_until_204(lab: Driver, sc: Scenario, host: Host, user: str, tag: str, t
         return r.status == 204
 
     ok = lab.wait_until(once, timeout, interval)
+    sc.expect(ok, f"{host.name} did not acknowledge a PUT within {timeout:.0f} s {since}: {summarize_labels(tries)}")
     return ok, tries
 
 
 def storm(lab: Driver, sc: Scenario, w: Workers, users: list[str], seconds: float, per_host: int = 2, pace: float = 0.0) -> None:
-    """Writers on every host over `users`; each 204 is read back via the next host."""
+    """Writers on every host over `users`; each 204 is read back at once via another host. A
+    user whose 365 dates are all used is replaced in `users` by a new one."""
     hosts = lab.hosts
+    replacing = threading.Lock()
 
     def writer(a, j):
         def body(i):
             user = users[(i + j + a) % len(users)]
             r = lab.put(hosts[a], user, sc.letter, "storm")
             if r is None:
-                w.stop.wait(0.05)
+                with replacing:
+                    if user in users:
+                        users[users.index(user)] = sc.user("w")
                 return
             if r.outcome != "answer":
                 w.stop.wait(0.05)  # the host is down: do not spin
             elif r.status == 204:
-                lab.get(hosts[(a + 1) % 3], user, sc.letter, "raw")
+                lab.get(hosts[(a + 1 + i % 2) % 3], user, sc.letter, "raw")
             if pace:
                 w.stop.wait(pace)
         return body

@@ -15,18 +15,11 @@ Timestamps are time.monotonic() values of the driver process, for requests and t
 alike, so they are comparable with each other (and never with wall-clock times: the instances'
 wall clocks may each be set apart on purpose, and a record's updatedAt is only information).
 
-The invariants (any breach fails the run). A PUT is "definitely failed" if answered 503
-storage-busy / storage-unavailable / storage-timeout, or 4xx; "acknowledged" if answered 204.
-Its effect bound is min(its answer time, its send time + the deadline), or only the latter if
-it got no answer (connection cut by a SIGKILL). The deadline counts from when the instance reads
-the request: if the instance was paused (SIGSTOP) while the request was under way, that may be
-only at SIGCONT, so the bound counts from the SIGCONT instead of the send.
-
-What the answers to GETs say, the linearizability checker judges over the whole run (history.py,
-run.sh): a greeting that is malformed or maps to no date a PUT of that user sent before the GET
-ended, the date of a definitely failed PUT, a 404 or an older date after an acknowledged PUT,
-each leaves no order of the operations that explains it. What the checker cannot see is here:
-what the server holds, statuses and times, and the user's lock (invariant 2).
+The invariants (any breach fails the run). A PUT is "acknowledged" if answered 204, "definitely
+failed" if its answer promises nothing changed (Request.definitely_failed); when it may take
+effect at the latest is effect_bound(). What the answers to GETs say, the linearizability
+checker judges over the whole run (history.py, run.sh); what it cannot see is here: what the
+server holds, statuses and times, and the user's lock (invariant 2).
   1 date-sent: every record the watcher saw holds a date that a PUT of that user sent before.
   2 read-after-write, as far as the lock orders writes: the checker lets a PUT of unknown outcome
     land until its deadline, but one answered write-unconfirmed still holds the user's lock until
@@ -40,9 +33,7 @@ what the server holds, statuses and times, and the user's lock (invariant 2).
     never vanishes. Not updatedAt: each host stamps its own wall clock, and they differ.
   4 no-effect-after-answer: a definitely failed PUT's date never appears in the record; any
     other PUT's date, when first seen in the record, was absent at a read that started no later
-    than the PUT's effect bound: its answer, but for a write-unconfirmed (a rename already sent
-    may be carried out when a stalled storage answers again, still under the user's lock) only
-    its deadline, as for a PUT that got no answer.
+    than the PUT's effect bound.
   5 not-torn: every record read parses as {"schema":1,"username":<the user>,"dateOfBirth":
     "YYYY-MM-DD","updatedAt":<RFC 3339>} with an optional "version": <integer >= 0>.
   6 no-orphans: no temp/probe file is left after a sweep that ran at least the orphan age

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import invariants as inv
 
-# The Python rehearsals' kit: scripts/lib on the host, copied beside this file in the guest
-# (run.sh), whose share holds only this folder.
-sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+# The Python rehearsals' kit (scripts/lib) and the hostile rehearsal's /proc readers (scripts/hostile)
+# on the host; copied beside this file in the guest (run.sh), whose share holds only this folder.
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path += [os.path.join(SCRIPTS, "lib"), os.path.join(SCRIPTS, "hostile")]
 from rehearsal_kit import free_ports, http, wait_until  # noqa: E402
 
 LOCK_TIMEOUT_MS = 2000
@@ -65,8 +66,7 @@ class ScenarioError(Exception):
 class Output:
     """The run's lines: printed as they happen, kept for report.txt."""
 
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
+    def __init__(self):
         self.t0 = now()
         self.lines: list[str] = []
         self.lock = threading.Lock()
@@ -331,26 +331,15 @@ class Lab:
     def temps_of(self, user: str) -> list[str]:
         """`user`'s temp files on the server (a write under way, or its orphan), as paths
         relative to the export. Temp files live in tmp/, apart from the records."""
-        key = key_of(user)
-        try:
-            return [f"tmp/{n}" for n in os.listdir(os.path.join(self.server_root, "tmp")) if n.startswith(f".{key}.json.tmp-")]
-        except FileNotFoundError:
-            return []
+        return [r for r in self.scan_orphans(fan_out=False) if r.startswith(f"tmp/.{key_of(user)}.json.tmp-")]
 
-    def scan_orphans(self) -> list[str]:
-        """Temp and probe files on the server, as paths relative to the export: tmp/, and the
-        fan-out directories too (where versions before tmp/ left them)."""
-        found = []
-        temp = os.path.join(self.server_root, "tmp")
-        if os.path.isdir(temp):
-            found += [f"tmp/{n}" for n in os.listdir(temp) if is_temp_name(n)]
-        users = os.path.join(self.server_root, "users")
-        for fan in sorted(os.listdir(users)) if os.path.isdir(users) else []:
-            d = os.path.join(users, fan)
-            if os.path.isdir(d):
-                found += [f"users/{fan}/{n}" for n in os.listdir(d) if is_temp_name(n)]
-        found += [n for n in os.listdir(self.server_root) if n.startswith(".probe-")]
-        return found
+    def scan_orphans(self, fan_out: bool = True) -> list[str]:
+        """Temp and probe files on the server, as paths relative to the export: tmp/, the probes
+        at the top, and (fan_out) the fan-out directories, where versions before tmp/ left them."""
+        fans = sorted(listdir(os.path.join(self.server_root, "users"))) if fan_out else []
+        dirs = ["tmp"] + [f"users/{fan}" for fan in fans]
+        found = [f"{d}/{n}" for d in dirs for n in listdir(os.path.join(self.server_root, d)) if is_temp_name(n)]
+        return found + [n for n in listdir(self.server_root) if n.startswith(".probe-")]
 
     # -- the end
 
@@ -388,14 +377,20 @@ class Lab:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 print(f"pid {p.pid} did not exit after SIGKILL", file=sys.stderr)
-            with self.procs_lock:
-                self.procs.pop(p.pid, None)
         if self.tmpdir and not self.args.keep:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(".") and ".json.tmp-" in name
+
+
+def listdir(path: str) -> list[str]:
+    """The names in `path`; none if it is not there (yet), or not a directory."""
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,18 +460,8 @@ class Watcher:
                     self.observations.append(obs)
             self.last[user] = (raw, t0)
         t = now()
-        try:
-            for n in os.listdir(os.path.join(self.lab.server_root, "tmp")):
-                if is_temp_name(n):
-                    self.note_temp(f"tmp/{n}", t)
-        except OSError:
-            pass
-        try:
-            for n in os.listdir(self.lab.server_root):
-                if n.startswith(".probe-"):
-                    self.note_temp(n, t)
-        except OSError:
-            pass
+        for rel in self.lab.scan_orphans(fan_out=False):
+            self.note_temp(rel, t)
 
     def _run(self) -> None:
         while not self._stop.is_set() and now() < self.lab.run_deadline:

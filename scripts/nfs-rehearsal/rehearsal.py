@@ -1,20 +1,13 @@
 #!/usr/bin/env python3
 """The NFSv4.1 rehearsal's scenario driver (python3 stdlib only).
 
-Inside the guest (see CONTRACT: run as root by guest-init.sh): the root network namespace is the
-NFS server exporting /srv/export; hosts h1..h3 are network namespaces, each with its NFS mount
-at /mnt/hN and an instance of the release binary that this driver starts, SIGKILLs and
-restarts itself. Scenarios a..m, run in that order, each print what they did and saw; every
-request and every change of the watched records goes into one history that invariants.py
-checks. Exits non-zero on any breach or scenario error; writes report.txt, report.json,
+Inside the guest (run as root by guest-init.sh, which sets up the NFS server, the hosts h1..h3
+and their mounts) it starts, SIGKILLs and restarts an instance per host itself, runs scenarios
+a..m in that order and checks every request and every change of the watched records against
+invariants.py. Exits non-zero on any breach or scenario error; writes report.txt, report.json,
 history.json and history.jsonl (the requests as operations for the linearizability checker,
-history.py) to --out.
-
-This file is the entry point: the arguments, running the scenarios chosen, the summary. The
-lab (hosts, instances, links, nfsd, the watcher) is lab.py; what scenarios are written with
-(requests and their history, workers, Scenario and its checks) is framework.py; the scenarios
-are scenarios_sharing.py (a, b, c, i), scenarios_faults.py (d to h), scenarios_nemesis.py
-(j, k, l) and scenarios_scale.py (m: many users, on a directory of their own).
+history.py) to --out. This file is the arguments, running the scenarios chosen, the summary;
+docs/testing.md says which file holds what.
 
     python3 rehearsal.py --out /share/out                     # in the guest
     python3 rehearsal.py --local --binary target/release/hello-birthday --out /tmp/reh
@@ -86,7 +79,7 @@ def main() -> int:
     if not args.out:
         ap.error("--out is required")
     os.makedirs(args.out, exist_ok=True)
-    out = Output(args.out)
+    out = Output()
     wanted = [s for s in (args.scenarios.split(",") if args.scenarios else SCENARIOS)]
     for s in wanted:
         if s not in SCENARIOS:
@@ -212,14 +205,9 @@ def report(args, out: Output, lab: Driver | None, scenarios: list[Scenario], fat
 def recheck(path: str) -> int:
     with open(path) as f:
         h = json.load(f)
-    breaches = inv.check(
-        [inv.Request(**r) for r in h["requests"]],
-        [inv.Observation(**o) for o in h["observations"]],
-        [inv.Leftover(**x) for x in h["leftovers"]],
-        [inv.DownInterval(**d) for d in h["down"]],
-        [inv.FinalRecord(**x) for x in h["finals"]],
-        limits(),
-    )
+    # check()'s arguments by name, as report() saved them.
+    kinds = {"requests": inv.Request, "observations": inv.Observation, "leftovers": inv.Leftover, "down": inv.DownInterval, "finals": inv.FinalRecord}
+    breaches = inv.check(**{name: [kind(**x) for x in h[name]] for name, kind in kinds.items()}, limits=limits())
     for b in breaches:
         print(b)
     print(f"{len(breaches)} breaches in {len(h['requests'])} requests, {len(h['observations'])} observations")

@@ -71,10 +71,6 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def total(ops: dict[str, int]) -> int:
-    return sum(ops.values())
-
-
 def breakdown(ops: dict[str, int]) -> str:
     """`OPEN, READ, CLOSE` (in the kernel's order), `LOCK x2` for repeats, `none` for nothing."""
     return ", ".join(op if n == 1 else f"{op} x{n}" for op, n in ops.items()) or "none"
@@ -85,7 +81,7 @@ def summarize(samples: list[dict[str, int]]) -> dict:
     common set of operations with how many samples had exactly it."""
     if not samples:
         return {"n": 0}
-    totals = [total(s) for s in samples]
+    totals = [sum(s.values()) for s in samples]
     kinds = Counter(breakdown(s) for s in samples)
     typical, seen = kinds.most_common(1)[0]
     return {

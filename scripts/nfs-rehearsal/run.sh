@@ -85,22 +85,16 @@ mkdir -p "$SHARE/bin" "$SHARE/rehearsal" "$SHARE/out"
 cp "$BIN" "$SHARE/bin/hello-birthday"
 cp "$SCALE_BIN" "$SHARE/bin/scale"
 cp -a scripts/nfs-rehearsal/. "$SHARE/rehearsal/"
-cp scripts/lib/rehearsal_kit.py "$SHARE/rehearsal/"
+cp scripts/lib/rehearsal_kit.py scripts/hostile/attacks.py "$SHARE/rehearsal/"
 # The guest keeps 30 s for its power-off and our margin; its deadline counts its uptime.
 printf 'MODE=%s\nGUEST_DEADLINE=%s\nSEED=%s\nSCENARIOS=%s\nSCALE_USERS=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" "$SEED" "$SCENARIOS" "$SCALE_USERS" >"$SHARE/guest.env"
 CONSOLE=$RUN/console.log
 
-QEMU_PID=
-cleanup() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-    kill -9 "$QEMU_PID" 2>/dev/null || true
-    wait "$QEMU_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-# A SIGTERM or SIGINT (CI cancelling, ^C) leaves through the EXIT trap too, explicitly.
+# timeout passes a SIGTERM or SIGINT (CI cancelling, ^C) on to qemu, and ends it after
+# NFS_REHEARSAL_TIMEOUT (exit code 124), with SIGKILL 5 s later if SIGTERM did not.
 trap 'exit 143' TERM
 trap 'exit 130' INT
+trap '[ -z "${QEMU_PID:-}" ] || kill "$QEMU_PID" 2>/dev/null || true' EXIT
 
 echo "==> booting the guest ($MODE, at most $TIMEOUT s; console also in $CONSOLE)"
 # -accel tcg: /dev/kvm on these machines (kvm-pvm) cannot boot a stock kernel; TCG can.
@@ -109,29 +103,19 @@ echo "==> booting the guest ($MODE, at most $TIMEOUT s; console also in $CONSOLE
 #   cached image (and the cache stays clean).
 # The kernel's root is the ext4 image on virtio-blk (Debian's initramfs cannot mount a 9p root);
 #   its init is build-guest.sh's stub, which mounts the share and runs guest-init.sh from it.
-qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none \
+t3=$(date +%s)
+timeout --kill-after=5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none \
   -drive "file=$GUEST/rootfs.ext4,format=raw,if=virtio,snapshot=on" \
   -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
   -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" \
   -append "root=/dev/vda rootfstype=ext4 rw console=ttyS0 panic=-1 quiet init=/sbin/rehearsal-init" \
   </dev/null > >(tee "$CONSOLE") 2>&1 &
 QEMU_PID=$!
-t3=$(date +%s)
-
-# is_running PID: alive and not a zombie waiting for us to reap it.
-is_running() {
-  local stat state
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  read -r state _ <<<"${stat##*) }"
-  [ "$state" != Z ]
-}
-timed_out=
-while is_running "$QEMU_PID"; do
-  if [ "$(( $(date +%s) - t3 ))" -ge "$TIMEOUT" ]; then timed_out=1; break; fi
-  sleep 1
-done
-cleanup
+qemu_rc=0
+wait "$QEMU_PID" || qemu_rc=$?
 QEMU_PID=
+timed_out=
+[ "$qemu_rc" != 124 ] || timed_out=1
 t4=$(date +%s)
 sleep 0.2   # let tee write the console's last lines before ours
 

@@ -1,5 +1,5 @@
 """Scenario m's arithmetic, kept apart so that it is unit-tested (test_scaletable.py): the
-`key=value` lines of examples/scale.rs, a process's CPU time and memory from /proc, and the
+`key=value` lines of examples/scale.rs, a process's CPU time from /proc, and the
 cells of the table the scenario prints (row names as in docs/capacity-and-costs.md)."""
 
 from __future__ import annotations
@@ -26,14 +26,6 @@ def cpu_ticks(stat: str) -> int:
     rest = stat[stat.rindex(")") + 2:].split()
     # rest[0] is field 3 (state); utime and stime are fields 14 and 15.
     return int(rest[11]) + int(rest[12])
-
-
-def status_kb(status: str, key: str) -> int:
-    """A `kB` value of /proc/<pid>/status, e.g. VmRSS or VmHWM."""
-    for ln in status.splitlines():
-        if ln.startswith(key + ":"):
-            return int(ln.split()[1])
-    raise ValueError(f"no {key} in /proc/<pid>/status")
 
 
 def fmt_us(us: float) -> str:

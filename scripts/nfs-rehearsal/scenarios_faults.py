@@ -5,7 +5,6 @@ restarted under load; the export full; a writer killed during its create.
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
@@ -111,11 +110,10 @@ def scenario_d(lab: Driver, sc: Scenario) -> None:
     sc.expect("t" in first_204, f"{h2.name} never got its PUT of {x} acknowledged during the {cut_len} s cut (host 1's lease never expired?)")
 
     # Host 1 recovers: poll (bounded) until it acknowledges PUTs again.
-    ok, tries = poll_until_204(lab, sc, h1, sc.user("r"), "h1-recovery", 90)
+    ok, tries = poll_until_204(lab, sc, h1, sc.user("r"), "h1-recovery", 90, "of the heal")
     tl["h1_recovered_at"] = sc.at(tries[-1].t_end) if ok else None
     tl["h1_recovered_after_heal_s"] = round(tries[-1].t_end - t_heal, 2) if ok else None
     tl["h1_recovery_answers"] = summarize_labels(tries)
-    sc.expect(ok, f"{h1.name} did not answer a PUT with 204 within 90 s of the heal")
     g = lab.get(h1, x, sc.letter, "h1-after")
     sc.say(f"GET {x} via {h1.name} after recovery -> {outcome_label(g)}")
     for k, v in tl.items():
@@ -144,10 +142,9 @@ def scenario_e(lab: Driver, sc: Scenario) -> None:
     w.join()
     served = [r for r in sc.requests() if r.tag == "others" and t_cut < r.t_send < t_heal and r.status in (200, 204)]
     sc.expect(len(served) > 0, "hosts 1 and 2 served nothing while host 3 was cut")
-    ok, tries = poll_until_204(lab, sc, h3, e, "h3-recovery", 90)
+    ok, tries = poll_until_204(lab, sc, h3, e, "h3-recovery", 90, "of the heal")
     sc.timeline["h3_recovered_at"] = sc.at(tries[-1].t_end) if ok else None
     sc.say(f"after the heal, {h3.name} answered: {summarize_labels(tries)}")
-    sc.expect(ok, f"{h3.name} did not answer a PUT with 204 within 90 s of the heal")
     sc.settle_and_read_finals()
 
 
@@ -188,22 +185,12 @@ def scenario_g(lab: Driver, sc: Scenario) -> None:
         r = lab.put(hosts[i], u, sc.letter, "setup")
         sc.expect(r.status == 204, f"setup PUT answered {outcome_label(r)}")
     lab.fill_path = os.path.join(lab.server_root, f".rehearsal-fill-{lab.run_tag}")
-    filled = 0
-    fd = os.open(lab.fill_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for chunk in (1 << 20, 4096, 1):  # down to the last byte
-            buf = b"\0" * chunk
-            for _ in range((64 << 20) // chunk if chunk > 1 else 8192):  # bounded: 64 MiB
-                try:
-                    filled += os.write(fd, buf)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
+    # To the last page the tmpfs has (a write stops short at it), bounded: 64 MiB.
+    dd = lab.run(["dd", "if=/dev/zero", f"of={lab.fill_path}", "bs=1M", "count=64"], check=False)
+    if "No space left on device" not in dd.stderr:
+        raise ScenarioError(f"dd did not fill the export: {dd.stderr.strip()}")
     st = os.statvfs(lab.server_root)
-    sc.say(f"filled the export with {filled >> 10} KiB; {st.f_bavail * st.f_frsize} bytes left")
+    sc.say(f"filled the export with {os.path.getsize(lab.fill_path) >> 10} KiB; {st.f_bavail * st.f_frsize} bytes left")
     try:
         full = []
         for i, h in enumerate(hosts):
@@ -221,9 +208,8 @@ def scenario_g(lab: Driver, sc: Scenario) -> None:
         lab.fill_path = None
     sc.say("freed the space")
     for h in hosts:
-        ok, tries = poll_until_204(lab, sc, h, users[0], "freed", 30, 0.2)
+        ok, tries = poll_until_204(lab, sc, h, users[0], "freed", 30, "of freeing the space", 0.2)
         sc.say(f"{h.name} after freeing: {summarize_labels(tries)}")
-        sc.expect(ok, f"{h.name} did not acknowledge a PUT within 30 s of freeing the space")
     sc.settle_and_read_finals()
 
 

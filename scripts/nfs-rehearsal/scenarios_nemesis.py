@@ -1,30 +1,6 @@
-"""Scenarios j, k and l of the NFS rehearsal: clocks apart, a paused instance, a seeded mix.
-
-rehearsal.py runs these after a..i, with the same lab, history and invariants (and the same
-linearizability export):
-
-- j. Clocks apart. Each host's instance runs under libfaketime (Debian's `faketime` package) on
-  a wall clock of its own: LD_PRELOAD=libfaketime.so.1 with FAKETIME_TIMESTAMP_FILE (one file
-  per host, holding an offset such as "+0.500" or "-150.000") and FAKETIME_NO_CACHE=1, so
-  libfaketime reads the file at every clock read and an offset changes (or steps backwards)
-  without a restart; FAKETIME_DONT_FAKE_MONOTONIC=1 keeps the monotonic clock real, as the
-  service's deadlines need. Sequential PUTs of one user through every ordered pair of hosts,
-  each read back through the third, then concurrent writers and readers on every host, first
-  with offsets under a second, then of minutes, ahead and behind, with one host's clock
-  stepped back by 7 minutes in the middle of the load. The driver measures each instance's
-  offset from the updatedAt it stamps.
-- k. A paused instance. Host 1 is slowed (netem) and PUTs a user; the moment its temp file
-  appears on the server (its lock is taken, the rename still to come) the instance is
-  SIGSTOPped for longer than --storage-timeout and the NFS lease, while hosts 2 and 3 write
-  and read the same user; then SIGCONT. The paused PUT's client waits for its late answer.
-  The kernel keeps renewing host 1's lease for the stopped process, so its lock holds (nfsd's
-  lock states are read 2 s before the SIGCONT) and the peers' PUTs answer storage-busy.
-  A request under way while its instance is paused is read by the instance, and its deadline
-  started, only after the SIGCONT: the invariants and the export (effect_by) count its
-  deadline from the SIGCONT (invariants.resumed_at).
-- l. A seeded random schedule of the nemeses (clock offsets and steps, pauses, partitions,
-  SIGKILL and restart), one at a time, under writers and readers on every host; `--seed`
-  replays the schedule.
+"""Scenarios j, k and l of the NFS rehearsal (docs/testing.md has what each does): clocks apart
+(each instance under libfaketime), an instance SIGSTOPped mid-write, and a seeded random mix of
+those nemeses with partitions and kills (`--seed` replays its schedule).
 
 The instances stay under libfaketime (offsets back to +0) after j, k or l: restarting them
 without it would cost seconds per host under TCG and change nothing that follows.
@@ -39,6 +15,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import invariants as inv
 from framework import Workers, outcome_label, poll_until_204, summarize_labels
@@ -76,6 +53,8 @@ def set_clock(lab, host, offset: float) -> float:
     if host.env is None:
         if not os.path.exists(LIBFAKETIME):
             raise ScenarioError(f"{LIBFAKETIME} is missing (Debian's faketime package; build-guest.sh installs it)")
+        # NO_CACHE: the file is read at every clock read, so an offset changes (or steps back)
+        # without a restart; the monotonic clock stays real, as the service's deadlines need.
         host.env = {
             "LD_PRELOAD": LIBFAKETIME,
             "FAKETIME_TIMESTAMP_FILE": path,
@@ -124,14 +103,10 @@ def measure_offset(lab, sc, host, user: str) -> str:
     return f"{host.name} set {host.clock_offset:+.3f} s, stamps {lo:+.3f}..{hi:+.3f} s"
 
 
-def answered_ks(r: inv.Request) -> set[int]:
-    parsed = inv.parse_message(r.message or "") if r.status == 200 else None
-    return inv.ks_of_answer(parsed[1], r.days) if parsed else set()
-
-
 def sequential_pairs(lab, sc, users: list[str]) -> tuple[int, int]:
     """For every ordered pair of hosts (a, b): PUT via a, PUT via b, then GET via every host.
-    Returns (pairs with both PUTs acknowledged, of which every GET answered b's date)."""
+    Returns (pairs with both PUTs acknowledged, of which every GET answered 200). Whether each
+    answered b's date is the linearizability checker's to judge (run.sh), over the whole run."""
     hosts = lab.hosts
     acked = fresh = 0
     for n, (a, b) in enumerate(itertools.permutations(hosts, 2)):
@@ -143,9 +118,9 @@ def sequential_pairs(lab, sc, users: list[str]) -> tuple[int, int]:
             continue
         acked += 1
         gets = [lab.get(h, u, sc.letter, "seq-read") for h in hosts]
-        stale = [f"{g.host}: {outcome_label(g)} {g.message or ''}" for g in gets if p2.k not in answered_ks(g)]
-        if stale:
-            sc.error(f"{u}: PUT via {a.name} ({a.clock_offset:+.1f} s) then via {b.name} ({b.clock_offset:+.1f} s), both 204; GETs did not answer the later date: {stale}")
+        failed = [f"{g.host}: {outcome_label(g)}" for g in gets if g.status != 200]
+        if failed:
+            sc.error(f"{u}: PUT via {a.name} ({a.clock_offset:+.1f} s) then via {b.name} ({b.clock_offset:+.1f} s), both 204; GETs failed: {failed}")
         else:
             fresh += 1
     return acked, fresh
@@ -207,7 +182,7 @@ def scenario_j(lab, sc) -> None:
             set_clock(lab, h, offsets[h.name])
         sc.say(f"clocks {name}: " + "; ".join(measure_offset(lab, sc, h, probe[h.name]) for h in lab.hosts))
         acked, fresh = sequential_pairs(lab, sc, seq_users)
-        sc.say(f"clocks {name}: sequential PUTs via a then b, read via every host: {fresh} of {acked} pairs read back b's date (6 pairs)")
+        sc.say(f"clocks {name}: sequential PUTs via a then b, read via every host: {fresh} of {acked} pairs read back (6 pairs)")
         sc.timeline[f"sequential_{name}"] = f"{fresh}/{acked}"
         w = Workers(lab, sc)
         mixed_load(lab, sc, w, load_users, 8)
@@ -236,23 +211,16 @@ def scenario_j(lab, sc) -> None:
 def nfsd_locks() -> dict[str, list[str]]:
     """The files nfsd holds lock states on, per client host (by the client's address, 10.0.N.2
     on host N's storage link), from /proc/fs/nfsd/clients/*/{info,states}; {} where that is
-    not readable (--local)."""
+    not readable (--local). Read here, not with nfs-utils' nfsdclnts: that takes seconds under
+    TCG, and k reads the states at a set moment of its pause."""
     out: dict[str, list[str]] = {}
-    base = "/proc/fs/nfsd/clients"
-    try:
-        clients = os.listdir(base)
-    except OSError:
-        return out
-    for c in clients:
+    for client in Path("/proc/fs/nfsd/clients").glob("*"):
         try:
-            with open(os.path.join(base, c, "info")) as f:
-                info = f.read()
-            with open(os.path.join(base, c, "states")) as f:
-                states = f.read()
+            info, states = (client / "info").read_text(), (client / "states").read_text()
         except OSError:
             continue
         m = re.search(r"10\.0\.(\d+)\.2", info)
-        host = f"h{m.group(1)}" if m else c
+        host = f"h{m.group(1)}" if m else client.name
         for line in states.splitlines():
             if "type: lock" in line:
                 f = re.search(r'filename: "([^"]*)"', line)
@@ -444,8 +412,7 @@ def scenario_l(lab, sc) -> None:
             set_clock(lab, h, 0.0)
     # Every host must serve again: bounded polls, as after d's and e's partitions.
     for h in lab.hosts:
-        ok, tries = poll_until_204(lab, sc, h, users[h.index - 1], "recovery", 60)
-        sc.expect(ok, f"{h.name} did not acknowledge a PUT within 60 s of the last nemesis: {summarize_labels(tries)}")
+        poll_until_204(lab, sc, h, users[h.index - 1], "recovery", 60, "of the last nemesis")
     final_reads(lab, sc, users)
     sc.settle_and_read_finals()
 

@@ -1,11 +1,7 @@
-"""Scenario m of the NFS rehearsal: the service at scale on NFS. N users (--scale-users) are
-seeded into a data directory of their own on the server side (the export's local directory:
-seeding is not what is measured), then examples/scale.rs (--scale-binary) measures, over host
-1's NFS mount, what docs/capacity-and-costs.md measures on a local disk: start to ready and the
-startup sweep, the periodic sweep, GET known, GET unknown and PUT from 16 keep-alive
-connections against an instance on host 1, the raw open+read+close of record files, and the
-instance's RSS and CPU time per request. Its directory is not the other scenarios' one (no
-watched user, no orphan the end-of-run sweep must see), and it is removed at the end.
+"""Scenario m of the NFS rehearsal: the service at scale on NFS, measured by examples/scale.rs
+over host 1's mount as docs/capacity-and-costs.md measures a local disk (docs/testing.md). Its
+directory is not the other scenarios' one (no watched user, no orphan the end-of-run sweep must
+see), and it is removed at the end.
 """
 
 from __future__ import annotations
@@ -16,7 +12,10 @@ import shutil
 import scaletable as st
 from framework import Driver, Scenario
 from lab import ScenarioError, free_ports, now
-from rehearsal_kit import http, metric_value
+
+# On the path once lab is imported.
+from attacks import status_kib  # noqa: E402 - the kernel's peak RSS, as the hostile rehearsal reads it
+from rehearsal_kit import http, metric_value  # noqa: E402
 
 CONNECTIONS = 16
 RAW_THREADS = 4
@@ -24,9 +23,9 @@ SCALE_PORT = 8081
 EXPORT_SIZE = "32m"  # guest-init.sh's, restored at the end
 
 
-def scale(lab: Driver, args: list[str], timeout: float, netns: str | None = None) -> dict[str, str]:
-    """One `scale` command (in host 1's network namespace if netns), its key=value line."""
-    argv = (["nsenter", f"--net={netns}"] if netns else []) + [lab.args.scale_binary] + args
+def scale(lab: Driver, args: list[str], timeout: float, host=None) -> dict[str, str]:
+    """One `scale` command (in `host`'s network namespace, if given), its key=value line."""
+    argv = (lab.ns(host) if host else []) + [lab.args.scale_binary] + args
     r = lab.run(argv, timeout=min(timeout, max(1.0, lab.remaining())))
     return st.parse_line(r.stdout)
 
@@ -54,8 +53,7 @@ def scenario_m(lab: Driver, sc: Scenario) -> None:
         sc.say(f"seeded {n:,} users on the server side in {now() - t:.1f} s (not measured: the export's local directory, no fsync)")
 
         flags = lab.flags
-        netns = h1.netns
-        f = scale(lab, ["startup", "--data-dir", mount_dir, "--runs", "3", "--", lab.binary] + flags, 600, netns)
+        f = scale(lab, ["startup", "--data-dir", mount_dir, "--runs", "3", "--", lab.binary] + flags, 600, h1)
         rows["start to ready, median of 3 (max)"] = f"{float(f['ready_median_ms']):,.0f} ms ({float(f['ready_max_ms']):,.0f} ms)"
         rows["startup sweep (lists every fan-out directory), median of 3 (max)"] = f"{float(f['startup_sweep_median_ms']):,.0f} ms ({float(f['startup_sweep_max_ms']):,.0f} ms)"
         f = scale(lab, ["sweep", "--data-dir", mount_dir, "--scope", "in-flight", "--runs", "5"], 120)
@@ -80,9 +78,8 @@ def scenario_m(lab: Driver, sc: Scenario) -> None:
             after = st.cpu_ticks(read(f"/proc/{instance.pid}/stat"))
             cpu[kind] = st.cpu_per_request_us(before, after, clk_tck, int(f["ops"]))
             rows[label] = st.rate_cell(f)
-            sc.say(f"{label}: {' '.join(f'{k}={v}' for k, v in f.items())}, server CPU {cpu[kind] or 0:.0f} µs a request, load average {read('/proc/loadavg').split()[0]}")
-        status = read(f"/proc/{instance.pid}/status")
-        rows["server RSS after the load (peak)"] = f"{st.status_kb(status, 'VmRSS') / 1024:.1f} MB (peak {st.status_kb(status, 'VmHWM') / 1024:.1f} MB)"
+            sc.say(f"{label}: {' '.join(f'{k}={v}' for k, v in f.items())}, server CPU {cpu[kind] or 0:.0f} µs a request, load average {os.getloadavg()[0]:.2f}")
+        rows["server RSS after the load (peak)"] = f"{status_kib(instance.pid, 'VmRSS') / 1024:.1f} MB (peak {status_kib(instance.pid, 'VmHWM') / 1024:.1f} MB)"
         rows["server CPU per request: GET known / unknown / PUT"] = " / ".join(f"{cpu[k]:,.0f} µs" if cpu[k] is not None else "-" for k in ("known", "unknown", "put"))
         f = scale(lab, ["raw", "--data-dir", mount_dir, "--users", str(n), "--threads", str(RAW_THREADS), "--seconds", str(seconds)], seconds + 120)
         rows[f"raw open+read+close, {RAW_THREADS} threads"] = st.rate_cell(f)

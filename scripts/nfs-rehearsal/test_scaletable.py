@@ -27,13 +27,6 @@ class ScaleTableTest(unittest.TestCase):
         self.assertAlmostEqual(st.cpu_per_request_us(1000, 1250, 100, 1000), 2500.0)
         self.assertIsNone(st.cpu_per_request_us(1000, 1250, 100, 0))
 
-    def test_status_values(self):
-        status = "Name:\thello-birthday\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n"
-        self.assertEqual(st.status_kb(status, "VmRSS"), 10240)
-        self.assertEqual(st.status_kb(status, "VmHWM"), 20480)
-        with self.assertRaises(ValueError):
-            st.status_kb(status, "VmSwap")
-
     def test_rate_cell(self):
         f = {"ops_per_s": "1234.4", "p50_us": "950.0", "p99_us": "31500.0"}
         self.assertEqual(st.rate_cell(f), "1,234/s, p50 950 µs, p99 31.5 ms")
