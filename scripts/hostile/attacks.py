@@ -261,16 +261,3 @@ def loadgen_latency(output):
     if not latency:
         raise ValueError(f"no loadgen summary in {output[-400:]!r}")
     return float(latency.group(1)), float(latency.group(2))
-
-
-def status_kib(pid, field):
-    """A kB field (VmRSS, VmHWM) of /proc/<pid>/status, in KiB."""
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
-
-
-def reset_peak_rss(pid):
-    """Sets the kernel's record of the process's peak RSS (VmHWM) to its RSS now (Linux 4.0+,
-    proc(5) clear_refs), so that VmHWM is the exact peak from then on, not a sampled one."""
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")

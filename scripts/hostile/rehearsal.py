@@ -43,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import attacks as a  # noqa: E402
-from rehearsal_kit import Failure, LoadGen, Processes, http, log, metric_value, poll, wait_until  # noqa: E402
+from rehearsal_kit import (Failure, LoadGen, Processes, http, log, metric_value, poll,  # noqa: E402
+                           reset_peak_rss, status_kib, wait_until)
 
 # The service's defaults (docs/api.md, "Limits and timeouts"); the rehearsal runs the binary
 # without setting any of them.
@@ -112,7 +113,7 @@ class Server:
 
     def rss_mib(self, field="VmRSS"):
         """The RSS now, or with VmHWM its peak since reset_peak_rss, in MiB."""
-        return a.status_kib(self.proc.pid, field) / 1024
+        return status_kib(self.proc.pid, field) / 1024
 
 # ------------------------------------------------------------------ well-behaved clients --
 
@@ -300,7 +301,7 @@ class Rehearsal:
         jobs = {name: spec[0] for name, spec in held.items()}
         jobs.update({"refusals and log bombs": (repeat_refusals_and_bombs,),
                      "fresh connections": (probe_fresh_connections,)})
-        a.reset_peak_rss(self.server.proc.pid)
+        reset_peak_rss(self.server.proc.pid)
         busy = healthy(self.procs, self.args.loadgen, addr, self.work, "wave")
         pool = ThreadPoolExecutor(len(jobs))
         futures = {name: pool.submit(*job) for name, job in jobs.items()}
@@ -359,7 +360,7 @@ class Rehearsal:
         lines_before = self.server.lines
         self.server.reading.clear()
         start = time.monotonic()
-        a.reset_peak_rss(self.server.proc.pid)
+        reset_peak_rss(self.server.proc.pid)
         rss_start = self.server.rss_mib()
         per_thread = n // 4
         late, errors = [], []

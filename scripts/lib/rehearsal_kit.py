@@ -1,6 +1,6 @@
 """What every Python rehearsal needs: a log with the time since start, waits with deadlines,
-free ports, one HTTP request, a metric's value, the processes it starts, each ended by pid, and
-the load generator run until its stop file. Stdlib only; test_rehearsal_kit.py.
+free ports, one HTTP request, a metric's value, the processes it starts, each ended by pid, their
+memory (the RSS and the kernel's peak), and the load generator run until its stop file. Stdlib only; test_rehearsal_kit.py.
 
 A rehearsal imports it with sys.path.insert(0, <this folder>); see scripts/hostile/rehearsal.py.
 """
@@ -150,3 +150,16 @@ class LoadGen:
             raise Failure(f"loadgen did not stop within {deadline_s} s of its stop file")
         with open(self.out_path) as f:
             return code, f.read()
+
+
+def status_kib(pid, field):
+    """A kB field (VmRSS, VmHWM) of /proc/<pid>/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
+
+
+def reset_peak_rss(pid):
+    """Sets the kernel's record of the process's peak RSS (VmHWM) to its RSS now (Linux 4.0+,
+    proc(5) clear_refs), so that VmHWM is the exact peak from then on, not a sampled one."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")

@@ -163,5 +163,16 @@ class LoadGen(unittest.TestCase):
             hung.finish(0.3)
 
 
+class Memory(unittest.TestCase):
+    def test_the_peak_rss_is_the_kernels_and_starts_again_at_a_reset(self):
+        touched = bytearray(64 * 1024 * 1024)
+        touched[::4096] = b"x" * len(range(0, len(touched), 4096))  # make the pages resident
+        del touched  # an allocation this large is an mmap: freeing it gives the pages back
+        rss = kit.status_kib("self", "VmRSS")
+        self.assertGreater(kit.status_kib("self", "VmHWM"), rss + 60 * 1024)
+        kit.reset_peak_rss("self")
+        self.assertLess(kit.status_kib("self", "VmHWM"), rss + 4 * 1024)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -85,7 +85,7 @@ mkdir -p "$SHARE/bin" "$SHARE/rehearsal" "$SHARE/out"
 cp "$BIN" "$SHARE/bin/hello-birthday"
 cp "$SCALE_BIN" "$SHARE/bin/scale"
 cp -a scripts/nfs-rehearsal/. "$SHARE/rehearsal/"
-cp scripts/lib/rehearsal_kit.py scripts/hostile/attacks.py "$SHARE/rehearsal/"
+cp scripts/lib/rehearsal_kit.py "$SHARE/rehearsal/"
 # The guest keeps 30 s for its power-off and our margin; its deadline counts its uptime.
 printf 'MODE=%s\nGUEST_DEADLINE=%s\nSEED=%s\nSCENARIOS=%s\nSCALE_USERS=%s\n' "$MODE" "$(( TIMEOUT - 30 ))" "$SEED" "$SCENARIOS" "$SCALE_USERS" >"$SHARE/guest.env"
 CONSOLE=$RUN/console.log

@@ -14,8 +14,7 @@ from framework import Driver, Scenario
 from lab import ScenarioError, free_ports, now
 
 # On the path once lab is imported.
-from attacks import status_kib  # noqa: E402 - the kernel's peak RSS, as the hostile rehearsal reads it
-from rehearsal_kit import http, metric_value  # noqa: E402
+from rehearsal_kit import http, metric_value, status_kib  # noqa: E402
 
 CONNECTIONS = 16
 RAW_THREADS = 4
