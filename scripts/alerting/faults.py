@@ -12,12 +12,15 @@ layout.rs's own tests pin. Stdlib only.
 import errno
 import fcntl
 import hashlib
-import http.client
 import json
 import os
 import string
+import sys
 import threading
 import unicodedata
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import rehearsal_kit as kit  # noqa: E402
 
 LOCK_STRIPES = 64
 TEMP_MARKER = ".json.tmp-"
@@ -120,37 +123,16 @@ class Plan:
 
 # ---------------------------------------------------------------- strace -------------------
 
-def strace_command(pid, syscall, paths, inject):
-    """strace attached to every thread of `pid`, acting on `syscall` only when it names one of
-    `paths` (-P: a path argument, or a descriptor open on that path; for a call with two paths,
-    strace 6.1 looks at the first only)."""
-    args = ["strace", "-f", "-qq"]
+def strace_command(pid, syscall, inject, paths=()):
+    """strace attached to every thread of `pid`, acting on `syscall` (only when it names one of
+    `paths`, if any: -P, a path argument or a descriptor open on that path; for a call with two
+    paths, strace 6.1 looks at the first only). Not -q: its "Process <pid> attached" on stderr,
+    written once every thread is, is what the rehearsal waits for."""
+    args = ["strace", "-f"]
     for path in paths:
         args += ["-P", os.path.realpath(path)]
     return args + ["-e", f"trace={syscall}", "-e", f"inject={syscall}:{inject}",
                    "-o", "/dev/null", "-p", str(pid)]
-
-
-def tracer_pid(status_text):
-    """The TracerPid of a /proc/<pid>/status text (0: not traced)."""
-    for line in status_text.splitlines():
-        if line.startswith("TracerPid:"):
-            return int(line.split()[1])
-    raise ValueError("no TracerPid line")
-
-
-def all_threads_traced(pid):
-    """Whether every thread of `pid` is traced, i.e. a strace -f attached to it is in place."""
-    task = f"/proc/{pid}/task"
-    try:
-        tids = os.listdir(task)
-        for tid in tids:
-            with open(f"{task}/{tid}/status") as f:
-                if tracer_pid(f.read()) == 0:
-                    return False
-    except FileNotFoundError:
-        return False
-    return bool(tids)
 
 
 # ---------------------------------------------------------------- peers --------------------
@@ -222,19 +204,10 @@ class LocklessPeer:
             pass
 
 
-def put(addr, username, date_of_birth="1990-01-02", timeout=20):
-    """One PUT; its status and problem type (None on success)."""
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("PUT", f"/hello/{username}", json.dumps({"dateOfBirth": date_of_birth}),
-                     {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    kind = json.loads(body)["type"].rsplit(":", 1)[-1] if body else None
-    return response.status, kind
+def put(addr, username, timeout=20):
+    """One PUT: its status and problem type, (204, None) on success, (0, the error) if unanswered."""
+    status, text = kit.http("PUT", f"http://{addr}/hello/{username}", {"dateOfBirth": "1990-01-02"}, timeout)
+    return status, json.loads(text)["type"].rsplit(":", 1)[-1] if status and text else text or None
 
 
 class PutLoop:
@@ -256,11 +229,8 @@ class PutLoop:
         if self.stop_event.wait(self.delay):
             return
         while not self.stop_event.is_set():
-            try:
-                status, kind = put(self.addr, self.username)
-                key = kind or str(status)
-            except OSError as e:
-                key = type(e).__name__
+            status, kind = put(self.addr, self.username)
+            key = kind or str(status)
             self.answers[key] = self.answers.get(key, 0) + 1
 
     def stop(self):

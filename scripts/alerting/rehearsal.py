@@ -1,13 +1,8 @@
 """Alerting rehearsal: the shipped rules, loaded by a real Prometheus that scrapes real
 instances of the release binary and notifies a real Alertmanager, whose webhook lands here.
-
-A clean rolling deploy must fire nothing; each injected fault must fire its alerts, which
-must resolve once the fault is gone; every query of the dashboard must return data. Durations
-of the rules are divided by --scale (scale.py) and Prometheus scrapes and evaluates every
-second, on a copy of the rules; the instances run with --orphan-age 1 (so that a planted
-orphan is old enough for the next sweep, which runs every minute): the only test-time
-changes. The storage faults are in faults.py. Stdlib only; every process started here is
-ended by pid on every exit, and every wait is a poll with a deadline.
+A clean rolling deploy must fire nothing; each injected fault (the storage ones are in
+faults.py) must fire its alerts, which must resolve once it is gone; every query of the
+dashboard must return data. docs/testing.md ("Alerts with real parts") has the details.
 
 Usage (as root: the data directory is a tmpfs remounted read-only for one fault):
     python3 scripts/alerting/rehearsal.py --binary target/release/hello-birthday
@@ -26,22 +21,16 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "lib")]
 import faults  # noqa: E402
 import rehearsal_kit as kit  # noqa: E402
-from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log, metric_value  # noqa: E402
+from rehearsal_kit import T0, Failure, Processes, free_ports, listening_addr, log, metric_value, poll  # noqa: E402
 from scale import scale_rules  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 JOB = "hello-birthday"
-
-
-def poll(what, deadline_s, check, interval=0.2):
-    """The kit's poll, by default at the pace Prometheus's API is queried here: 5 times a second."""
-    return kit.poll(what, deadline_s, check, interval)
 
 
 # ---------------------------------------------------------------- notifications ------------
@@ -69,19 +58,15 @@ class Notifications:
         with self.lock:
             return {name for (name, _), status in self.status.items() if status == "firing"}
 
-    def fired_since(self, since):
+    def since(self, since, status="firing"):
+        """{alert name: the times, in order, an alert of that name (any labels) went to `status`}
+        since `since`."""
+        out = {}
         with self.lock:
-            return {name for t, name, status in self.events if t >= since and status == "firing"}
-
-    def firings(self, name, since):
-        """Times at which an alert of this name (any labels) went to firing since `since`."""
-        with self.lock:
-            return [t for t, n, s in self.events if n == name and s == "firing" and t >= since]
-
-    def first(self, name, status, since):
-        with self.lock:
-            times = [t for t, n, s in self.events if n == name and s == status and t >= since]
-        return min(times) if times else None
+            for t, name, s in self.events:
+                if t >= since and s == status:
+                    out.setdefault(name, []).append(t)
+        return out
 
 
 def start_receiver(notifications):
@@ -121,13 +106,19 @@ class Instance:
 
 # ---------------------------------------------------------------- Prometheus ---------------
 
+def write(path, text):
+    """Replaces `path` at once: Prometheus rereads the targets file whenever it changes."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def prom_get(base, path, **params):
     url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    if body.get("status") != "success":
-        raise Failure(f"{url}: {body}")
-    return body["data"]
+    status, text = kit.http("GET", url, timeout=10)
+    if status != 200:  # Prometheus answers 200 exactly when its status is "success"
+        raise Failure(f"{url}: {status} {text}")
+    return json.loads(text)["data"]
 
 
 def dashboard_queries(dashboard, rate_interval):
@@ -186,7 +177,6 @@ class Rehearsal:
         self.procs = Processes()
         self.notes = Notifications()
         self.instances = []  # in service discovery
-        self.mounted = False
         self.timings = []  # (phase, alert, fired after s, resolved after s)
         self.traffic_stop = threading.Event()
         self.background = []  # faults running on threads of their own (background_fault)
@@ -196,22 +186,17 @@ class Rehearsal:
     def setup(self):
         os.makedirs(self.data)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", self.data], check=True)
-        self.mounted = True
         receiver = start_receiver(self.notes)
-        self.receiver = receiver
         am_port, prom_port = free_ports(2)
         am_dir = os.path.join(self.work, "alertmanager")
         os.makedirs(am_dir)
-        with open(os.path.join(am_dir, "alertmanager.yml"), "w") as f:
-            f.write(ALERTMANAGER_CONFIG.format(url=f"http://127.0.0.1:{receiver.server_port}/"))
+        write(f"{am_dir}/alertmanager.yml", ALERTMANAGER_CONFIG.format(url=f"http://127.0.0.1:{receiver.server_port}/"))
         self.procs.start(["prometheus-alertmanager", f"--config.file={am_dir}/alertmanager.yml",
                           f"--storage.path={am_dir}", f"--web.listen-address=127.0.0.1:{am_port}",
                           "--cluster.listen-address="], os.path.join(self.work, "alertmanager.log"))
         self.rules = os.path.join(self.work, "rules.yml")
         with open(os.path.join(ROOT, "monitoring", "rules.yml")) as f:
-            scaled = scale_rules(f.read(), self.args.scale)
-        with open(self.rules, "w") as f:
-            f.write(scaled)
+            write(self.rules, scale_rules(f.read(), self.args.scale))
         subprocess.run(["promtool", "check", "rules", self.rules], check=True, stdout=subprocess.DEVNULL)
         self.targets_file = os.path.join(self.work, "targets.json")
         # The first instances are in service discovery before Prometheus starts, as a
@@ -223,8 +208,7 @@ class Rehearsal:
         # Without the rules at first: see load_rules.
         self.alertmanager = f"127.0.0.1:{am_port}"
         self.prom_config = os.path.join(self.work, "prometheus.yml")
-        with open(self.prom_config, "w") as f:
-            json.dump(prometheus_config(self.targets_file, self.alertmanager), f)
+        write(self.prom_config, json.dumps(prometheus_config(self.targets_file, self.alertmanager)))
         lookback = max(1, round(300 / self.args.scale))
         self.prom_proc = self.procs.start(["prometheus", f"--config.file={self.prom_config}",
                           f"--storage.tsdb.path={self.work}/tsdb",
@@ -233,25 +217,20 @@ class Rehearsal:
                          os.path.join(self.work, "prometheus.log"))
         self.prom = f"http://127.0.0.1:{prom_port}"
         for what, base in (("Prometheus", self.prom), ("Alertmanager", f"http://127.0.0.1:{am_port}")):
-            poll(f"{what} to be ready", 30, lambda: kit.http("GET", f"{base}/-/ready", timeout=2)[0] == 200)
+            poll(f"{what} to be ready", 30, lambda: kit.http("GET", f"{base}/-/ready", timeout=2)[0] == 200, 0.2)
 
     def load_rules(self):
         """Loads the rules into Prometheus (SIGHUP), once it has scraped the first instances.
         Its discovery hands targets to the scrapers in batches 5 s apart, so the first scrape
         comes about 5 s after its start: with the rules loaded from the start, absent(up) would
         hold TooFewInstances pending for just about its scaled `for` of 5 s."""
-        poll("the first instances scraped", 20, lambda: self.scraped()[0] >= {i.addr for i in self.instances})
-        with open(self.prom_config, "w") as f:
-            json.dump(prometheus_config(self.targets_file, self.alertmanager, self.rules), f)
+        poll("the first instances scraped", 20, lambda: self.scraped()[0] >= {i.addr for i in self.instances}, 0.2)
+        write(self.prom_config, json.dumps(prometheus_config(self.targets_file, self.alertmanager, self.rules)))
         self.prom_proc.send_signal(signal.SIGHUP)
         poll("the rules loaded", 20, lambda: prom_get(self.prom, "/api/v1/rules")["groups"], 0.1)
 
     def write_targets(self):
-        groups = [{"targets": [i.addr], "labels": {"build": i.build}} for i in self.instances]
-        tmp = self.targets_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(groups, f)
-        os.replace(tmp, self.targets_file)
+        write(self.targets_file, json.dumps([{"targets": [i.addr], "labels": {"build": i.build}} for i in self.instances]))
 
     def scraped(self):
         """Addresses Prometheus has scraped healthily, and all it knows."""
@@ -259,15 +238,18 @@ class Rehearsal:
         return ({t["labels"]["instance"] for t in active if t["health"] == "up"},
                 {t["labels"]["instance"] for t in active})
 
-    def add(self, instance):
-        self.instances.append(instance)
+    def add(self, *instances):
+        self.instances.extend(instances)
         self.write_targets()
-        poll(f"{instance.name} scraped", 20, lambda: instance.addr in self.scraped()[0])
+        addrs = {i.addr for i in instances}
+        poll(f"{[i.name for i in instances]} scraped", 20, lambda: addrs <= self.scraped()[0], 0.2)
 
-    def remove(self, instance):
-        self.instances.remove(instance)
+    def remove(self, *instances):
+        for instance in instances:
+            self.instances.remove(instance)
         self.write_targets()
-        poll(f"{instance.name} dropped by Prometheus", 20, lambda: instance.addr not in self.scraped()[1])
+        addrs = {i.addr for i in instances}
+        poll(f"{[i.name for i in instances]} dropped by Prometheus", 20, lambda: not addrs & self.scraped()[1], 0.2)
 
     def start(self, name, build="current"):
         instance = Instance(self, name, build)
@@ -320,9 +302,8 @@ class Rehearsal:
         """inject(); wait until every alert of `expect` has fired. (start, {alert: seconds})."""
         started = time.monotonic()
         inject()
-        poll(f"{sorted(expect)} to fire", fire_deadline,
-             lambda: set(expect) <= self.notes.fired_since(started), 0.25)
-        fired = {name: self.notes.first(name, "firing", started) - started for name in expect}
+        poll(f"{sorted(expect)} to fire", fire_deadline, lambda: set(expect) <= self.notes.since(started).keys(), 0.25)
+        fired = {name: self.notes.since(started)[name][0] - started for name in expect}
         log(f"   {label}fired: " + ", ".join(f"{n} after {fired[n]:.1f} s" for n in sorted(expect)))
         return started, fired
 
@@ -331,11 +312,11 @@ class Rehearsal:
         poll(f"{sorted(expect)} to resolve", resolve_deadline,
              lambda: not (set(expect) & self.notes.firing()), 0.25)
         for name in sorted(expect):
-            resolved = self.notes.first(name, "resolved", healed)
+            resolved = self.notes.since(healed, "resolved")[name][0]
             self.timings.append((phase, name, fired[name], resolved - healed))
             log(f"   {name}: fired {fired[name]:.1f} s after the fault, resolved {resolved - healed:.1f} s after the heal began")
 
-    def fault(self, phase, expect, allow, inject, heal, resolve_deadline=120, fire_deadline=90):
+    def fault(self, phase, expect, inject, heal, allow=(), resolve_deadline=120, fire_deadline=90):
         """inject(); every alert of `expect` fires; heal(); every one resolves. Nothing but
         `expect`, `allow`, the sticky slow-burn tickets and the alerts of background faults may
         fire meanwhile."""
@@ -347,14 +328,14 @@ class Rehearsal:
         self._resolved(phase, expect, fired, healed, resolve_deadline)
         # A background fault's alert is excused for the one time it fires, not for a second.
         background = {name for job in self.background for name in job["expect"]
-                      if len(self.notes.firings(name, job["started_at"])) <= 1}
-        unexpected = self.notes.fired_since(started) - set(expect) - set(allow) - STICKY - background
+                      if len(self.notes.since(job["started_at"]).get(name, [])) <= 1}
+        unexpected = self.notes.since(started).keys() - set(expect) - set(allow) - STICKY - background
         if unexpected:
             raise Failure(f"{phase}: unexpected alerts fired: {sorted(unexpected)}")
         # The next fault starts from quiet: an allowed alert still firing, or one still pending
         # (a burn rate's long window drains after the errors stop), would otherwise show in it.
         ignored = STICKY | {name for job in self.background for name in job["expect"]}
-        also = sorted((self.notes.fired_since(started) & set(allow)))
+        also = sorted(self.notes.since(started).keys() & set(allow))
         poll("every alert of the fault, allowed ones and pending ones included, to clear", resolve_deadline,
              lambda: not (self.active_alerts() | self.notes.firing()) - ignored, 0.25)
         log(f"   all clear {time.monotonic() - healed:.1f} s after the heal began"
@@ -401,26 +382,23 @@ class Rehearsal:
             left = job["healed"] + job["resolve_deadline"] - time.monotonic()
             log(f"== {job['phase']}: waiting up to {max(left, 1):.0f} s for the alerts to resolve")
             self._resolved(job["phase"], job["expect"], job["fired"], job["healed"], max(left, 1))
-            again = sorted(n for n in job["expect"] if len(self.notes.firings(n, job["started_at"])) > 1)
+            again = sorted(n for n in job["expect"] if len(self.notes.since(job["started_at"]).get(n, [])) > 1)
             if again:
                 raise Failure(f"{job['phase']}: fired more than once: {again}")
 
     # -- the storage faults (faults.py says what each touches) --
-    def strace(self, instance, syscall, paths, inject, name):
-        """strace filtered to `paths` attached to `instance`, once it traces every thread."""
-        tracer = self.procs.start(faults.strace_command(instance.proc.pid, syscall, paths, inject),
-                                  os.path.join(self.work, f"strace-{name}.log"))
+    def strace(self, instance, syscall, inject, paths=(), name=None):
+        """faults.strace_command on `instance`, once strace says it is attached to every thread."""
+        log_path = os.path.join(self.work, f"strace-{name or instance.name}.log")
+        tracer = self.procs.start(faults.strace_command(instance.proc.pid, syscall, inject, paths), log_path)
 
         def attached():
             if tracer.poll() is not None:
                 raise Failure(f"strace on {instance.name} exited {tracer.returncode}")
-            return faults.all_threads_traced(instance.proc.pid)
-        poll(f"strace attached to {instance.name}", 10, attached, 0.05)
+            with open(log_path) as f:
+                return f"Process {instance.proc.pid} attached" in f.read()
+        poll(f"strace attached to {instance.name}", 10, attached)
         return tracer
-
-    @staticmethod
-    def detach(tracer):
-        Processes.stop(tracer, 10)
 
     def lock_lost(self):
         """A peer replaces a user's record by rename without its lock while that user's PUTs
@@ -447,14 +425,13 @@ class Rehearsal:
         that directory fails with EIO there; writes open files in it, never the directory), so
         its sweeps fail outright."""
         instance = self.instances[0]
-        self.unlistable = self.layout.temp
-        self.sweep_tracer = self.strace(instance, "openat", [self.unlistable], "error=EIO", "sweep")
+        self.sweep_tracer = self.strace(instance, "openat", "error=EIO", [self.layout.temp], "sweep")
         self.orphans = faults.plant_orphans(self.layout, self.plan.orphan_keys)
-        log(f"   {len(self.orphans)} orphans planted; {self.unlistable} unlistable on {instance.name}; "
+        log(f"   {len(self.orphans)} orphans planted; {self.layout.temp} unlistable on {instance.name}; "
             "the next sweeps are within a minute")
 
     def mend_sweep(self):
-        self.detach(self.sweep_tracer)
+        Processes.stop(self.sweep_tracer, 10)
         left = sum(os.path.exists(p) for p in self.orphans)
         log(f"   {len(self.orphans) - left} of the {len(self.orphans)} orphans removed by the sweep")
 
@@ -489,15 +466,12 @@ class Rehearsal:
         stalls = {}
 
         def stall():
-            # On one instance, the directory fsync after the rename of one user (alone in its
-            # fan-out directory) takes 6 s: past the 5 s --storage-timeout, after the fence, so
-            # each PUT is answered write-unconfirmed. On another, the open of the record that
-            # three users' writers make under their lock (each on a stripe of its own) takes
-            # 6 s: before the fence, so each PUT is fenced by its deadline and answered
-            # storage-timeout. Not their lock call: flock also unlocks, so each write would hold
-            # its stripe 12 s and the fenced writes would come in bursts 12 s apart, too sparse
-            # for the alert's 5 s window (seen in CI). Each loop's PUTs end every 5 s; the loops
-            # are staggered so that a fenced write falls every 1.7 s.
+            # On one instance the directory fsync after the rename of one user (alone in its
+            # fan-out directory), past the fence: write-unconfirmed. On another the open of the
+            # record under the lock of three users (a stripe each), before the fence:
+            # storage-timeout (not their flock, which also unlocks: docs/testing.md says why).
+            # Each loop's PUTs end every 5 s; the loops are staggered so that a fenced write
+            # falls every 1.7 s.
             unconfirmed, fenced = self.instances[1], self.instances[2]
             user = self.plan.unconfirmed_user
             # Each user's record exists first: a writer that finds none looks again (its
@@ -507,9 +481,8 @@ class Rehearsal:
                     raise Failure(f"the first PUT of {name} failed")
             fan_out = os.path.dirname(self.layout.record(faults.record_key(user)))
             records = [self.layout.record(faults.record_key(u)) for u in self.plan.fenced_users]
-            stalls["tracers"] = [
-                self.strace(unconfirmed, "fsync", [fan_out], f"delay_enter={STALL_US}", "unconfirmed"),
-                self.strace(fenced, "openat", records, f"delay_enter={STALL_US}", "fenced")]
+            stalls["tracers"] = [self.strace(unconfirmed, "fsync", f"delay_enter={STALL_US}", [fan_out], "unconfirmed"),
+                                 self.strace(fenced, "openat", f"delay_enter={STALL_US}", records, "fenced")]
             stalls["loops"] = [faults.PutLoop(unconfirmed.addr, user).start()] + [
                 faults.PutLoop(fenced.addr, u, delay=n * STORAGE_TIMEOUT_S / len(self.plan.fenced_users)).start()
                 for n, u in enumerate(self.plan.fenced_users)]
@@ -519,7 +492,7 @@ class Rehearsal:
             for loop in stalls["loops"]:
                 loop.stop()
             for tracer in stalls["tracers"]:
-                self.detach(tracer)
+                Processes.stop(tracer, 10)
             for loop in stalls["loops"]:
                 if not loop.join(10):
                     raise Failure(f"the PUT loop of {loop.username} did not stop")
@@ -555,10 +528,9 @@ class Rehearsal:
         time.sleep(settle)
         window = round(time.monotonic() - roll_start) + 1
         seen = self.alerts_in_prometheus(window)
-        if seen or self.notes.fired_since(roll_start):
-            raise Failure(f"the clean roll raised alerts: {seen} {sorted(self.notes.fired_since(roll_start))}")
+        if seen or self.notes.since(roll_start):
+            raise Failure(f"the clean roll raised alerts: {seen} {sorted(self.notes.since(roll_start))}")
         log(f"   nothing pending or firing over the {window} s of the roll and after it")
-        self.roll_s = time.monotonic() - roll_start
 
         self.storage_faults()
 
@@ -571,67 +543,44 @@ class Rehearsal:
         self.fault("storage failing (data directory remounted read-only)",
                    expect={"HelloBirthdayStorageErrors", "HelloBirthdayNotReady",
                            "HelloBirthdayAvailabilityFastBurn", "HelloBirthdayAvailabilityMediumBurn"},
-                   allow=set(), inject=lambda: remount("ro"), heal=lambda: remount("rw"))
+                   inject=lambda: remount("ro"), heal=lambda: remount("rw"))
 
         tracers = []
-
-        def slow_down():
-            for n, instance in enumerate(self.instances):
-                tracers.append(self.procs.start(
-                    ["strace", "-f", "-qq", "-e", "trace=openat",
-                     "-e", f"inject=openat:delay_enter={self.args.slow_ms * 1000}",
-                     "-o", "/dev/null", "-p", str(instance.proc.pid)],
-                    os.path.join(self.work, f"strace-{n}.log")))
-
-        def speed_up():
-            for tracer in tracers:
-                Processes.stop(tracer, 10)
         self.fault(f"storage slow ({self.args.slow_ms} ms added to every openat of every instance)",
                    expect={"HelloBirthdayStorageSlow", "HelloBirthdayLatencyFastBurn",
                            "HelloBirthdayLatencyMediumBurn"},
-                   allow=set(), inject=slow_down, heal=speed_up)
+                   inject=lambda: tracers.extend(self.strace(i, "openat", f"delay_enter={self.args.slow_ms * 1000}")
+                                                 for i in self.instances),
+                   heal=lambda: [Processes.stop(t, 10) for t in tracers])
 
-        victim = {}
-
-        def kill():
-            victim["i"] = self.instances[-1]
-            victim["i"].proc.kill()
+        victim = self.instances[-1]
 
         def replace():
             self.start("v2-replacement")
-            self.remove(victim["i"])
+            self.remove(victim)
         self.fault("an instance killed (SIGKILL; replaced after the alerts fired)",
                    expect={"HelloBirthdayInstanceDown", "HelloBirthdayTooFewInstances"},
-                   allow=set(), inject=kill, heal=replace)
+                   inject=victim.proc.kill, heal=replace)
 
-        def crash_loop():
+        stuck = []
+
+        def crash_loop_and_stuck_deploy():
             # Seven tasks that came up, were scraped and died, within a few seconds (one at a
             # time, Prometheus's discovery and scrape make it a minute: the whole scaled hour).
             crashing = [Instance(self, f"crashing-{n}") for n in range(7)]
-            self.instances.extend(crashing)
-            self.write_targets()
-            addrs = {i.addr for i in crashing}
-            poll("the crashing instances scraped", 20, lambda: addrs <= self.scraped()[0])
-            for instance in crashing:
-                self.instances.remove(instance)
-            self.write_targets()
-            poll("the crashing instances dropped", 20, lambda: not addrs & self.scraped()[1])
+            self.add(*crashing)
+            self.remove(*crashing)
             for instance in crashing:
                 instance.proc.kill()
-
-        stuck = {}
-
-        def crash_loop_and_stuck_deploy():
-            crash_loop()
-            stuck["i"] = self.start("next-0", build="next")
+            stuck.append(self.start("next-0", build="next"))
 
         def roll_back():
-            self.remove(stuck["i"])
-            self.sigterm(stuck["i"])
+            self.remove(stuck[0])
+            self.sigterm(stuck[0])
         # Two faults at once, to wait out their windows together: a crash loop, and a deploy
         # that stops with one instance of another build serving.
         self.fault("a crash loop (7 instances started and killed) and a stuck deploy (another build left serving)",
-                   expect={"HelloBirthdayRestarting", "HelloBirthdayVersionSplit"}, allow=set(),
+                   expect={"HelloBirthdayRestarting", "HelloBirthdayVersionSplit"},
                    inject=crash_loop_and_stuck_deploy, heal=roll_back)
 
         self.background_resolved()
@@ -661,7 +610,7 @@ class Rehearsal:
             except Exception as e:  # noqa: BLE001 (the processes and the mount come next)
                 print(f"cleanup: {e}", file=sys.stderr)
         self.procs.stop_all()
-        if self.mounted:
+        if os.path.ismount(self.data):
             subprocess.run(["mount", "-o", "remount,rw", self.data], stderr=subprocess.DEVNULL)
             subprocess.run(["umount", self.data])
         if self.args.keep:

@@ -21,22 +21,11 @@ def parse_duration(text):
     return sum(int(n) * UNITS_MS[unit] for n, unit in PART.findall(text))
 
 
-def format_duration(ms):
-    """Milliseconds as the shortest Prometheus duration: 0s, 5s, 1m12s, 250ms."""
-    if ms <= 0:
-        return "0s"
-    out = ""
-    for unit in ("d", "h", "m", "s", "ms"):
-        n, ms = divmod(ms, UNITS_MS[unit])
-        if n:
-            out += f"{n}{unit}"
-    return out
-
-
 def scale_duration(text, factor):
-    """`text` divided by `factor`, rounded to whole milliseconds (at least 1 ms if non-zero)."""
+    """`text` divided by `factor`, in whole milliseconds (at least 1 ms if non-zero): `1h` / 60
+    is `60000ms`, which Prometheus reads as well as `1m`."""
     ms = parse_duration(text)
-    return format_duration(max(1, round(ms / factor)) if ms else 0)
+    return f"{max(1, round(ms / factor)) if ms else 0}ms"
 
 
 RANGE = re.compile(r"\[(" + DURATION.pattern + r")(:(" + DURATION.pattern + r")?)?\]")

@@ -111,10 +111,10 @@ class WebhookState(unittest.TestCase):
         self.assertEqual(notes.firing(), {"A"})
         notes.receive(self.payload("resolved", "b"), now=4)
         self.assertEqual(notes.firing(), set())
-        self.assertEqual(notes.first("A", "firing", 0), 1)
-        self.assertEqual(notes.first("A", "resolved", 0), 3)
-        self.assertEqual(notes.fired_since(1.5), {"A"})
-        self.assertEqual(notes.fired_since(2.5), set())
+        self.assertEqual(notes.since(0), {"A": [1, 2]})
+        self.assertEqual(notes.since(0, "resolved"), {"A": [3, 4]})
+        self.assertEqual(notes.since(1.5), {"A": [2]})
+        self.assertEqual(notes.since(2.5), {})
 
     def test_repeated_notifications_are_one_event(self):
         notes = Notifications()
