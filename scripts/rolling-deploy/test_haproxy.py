@@ -106,7 +106,8 @@ class RealHAProxy(unittest.TestCase):
         self.assertTrue(haproxy.counter_line("drain:", haproxy.totals(stat()), before).startswith(
             "    drain: requests 1, 2xx 0, 4xx 0, 5xx 1,"))
 
-        text = open(log).read()
+        with open(log) as f:
+            text = f.read()
         (failed,) = haproxy.failed_requests(text)
         self.assertIn("app/<NOSRV> status=503 term=SC--", failed)
         self.assertEqual(sorted(line.split(".")[0] for line in haproxy.state_changes(text)),
