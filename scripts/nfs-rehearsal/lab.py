@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import invariants as inv
 
-# The Python rehearsals' kit (scripts/lib) and the hostile rehearsal's /proc readers (scripts/hostile)
-# on the host; copied beside this file in the guest (run.sh), whose share holds only this folder.
-SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path += [os.path.join(SCRIPTS, "lib"), os.path.join(SCRIPTS, "hostile")]
+# The Python rehearsals' kit: scripts/lib on the host, copied beside this file in the guest
+# (run.sh), whose share holds only this folder.
+sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from rehearsal_kit import free_ports, http, wait_until  # noqa: E402
 
 LOCK_TIMEOUT_MS = 2000
