@@ -207,7 +207,9 @@ class LocklessPeer:
 def put(addr, username, timeout=20):
     """One PUT: its status and problem type, (204, None) on success, (0, the error) if unanswered."""
     status, text = kit.http("PUT", f"http://{addr}/hello/{username}", {"dateOfBirth": "1990-01-02"}, timeout)
-    return status, json.loads(text)["type"].rsplit(":", 1)[-1] if status and text else text or None
+    if status and text:
+        return status, json.loads(text)["type"].rsplit(":", 1)[-1]
+    return status, text or None
 
 
 class PutLoop:

@@ -303,7 +303,8 @@ class Rehearsal:
         started = time.monotonic()
         inject()
         poll(f"{sorted(expect)} to fire", fire_deadline, lambda: set(expect) <= self.notes.since(started).keys(), 0.25)
-        fired = {name: self.notes.since(started)[name][0] - started for name in expect}
+        firings = self.notes.since(started)
+        fired = {name: firings[name][0] - started for name in expect}
         log(f"   {label}fired: " + ", ".join(f"{n} after {fired[n]:.1f} s" for n in sorted(expect)))
         return started, fired
 
@@ -311,8 +312,9 @@ class Rehearsal:
         """Wait until every alert of `expect` has resolved; note the timings."""
         poll(f"{sorted(expect)} to resolve", resolve_deadline,
              lambda: not (set(expect) & self.notes.firing()), 0.25)
+        resolutions = self.notes.since(healed, "resolved")
         for name in sorted(expect):
-            resolved = self.notes.since(healed, "resolved")[name][0]
+            resolved = resolutions[name][0]
             self.timings.append((phase, name, fired[name], resolved - healed))
             log(f"   {name}: fired {fired[name]:.1f} s after the fault, resolved {resolved - healed:.1f} s after the heal began")
 
@@ -329,13 +331,14 @@ class Rehearsal:
         # A background fault's alert is excused for the one time it fires, not for a second.
         background = {name for job in self.background for name in job["expect"]
                       if len(self.notes.since(job["started_at"]).get(name, [])) <= 1}
-        unexpected = self.notes.since(started).keys() - set(expect) - set(allow) - STICKY - background
+        seen = self.notes.since(started).keys()
+        unexpected = seen - set(expect) - set(allow) - STICKY - background
         if unexpected:
             raise Failure(f"{phase}: unexpected alerts fired: {sorted(unexpected)}")
         # The next fault starts from quiet: an allowed alert still firing, or one still pending
         # (a burn rate's long window drains after the errors stop), would otherwise show in it.
         ignored = STICKY | {name for job in self.background for name in job["expect"]}
-        also = sorted(self.notes.since(started).keys() & set(allow))
+        also = sorted(seen & set(allow))
         poll("every alert of the fault, allowed ones and pending ones included, to clear", resolve_deadline,
              lambda: not (self.active_alerts() | self.notes.firing()) - ignored, 0.25)
         log(f"   all clear {time.monotonic() - healed:.1f} s after the heal began"
@@ -382,7 +385,8 @@ class Rehearsal:
             left = job["healed"] + job["resolve_deadline"] - time.monotonic()
             log(f"== {job['phase']}: waiting up to {max(left, 1):.0f} s for the alerts to resolve")
             self._resolved(job["phase"], job["expect"], job["fired"], job["healed"], max(left, 1))
-            again = sorted(n for n in job["expect"] if len(self.notes.since(job["started_at"]).get(n, [])) > 1)
+            firings = self.notes.since(job["started_at"])
+            again = sorted(n for n in job["expect"] if len(firings.get(n, [])) > 1)
             if again:
                 raise Failure(f"{job['phase']}: fired more than once: {again}")
 
